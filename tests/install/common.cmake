@@ -1,0 +1,42 @@
+# Helpers shared by the install-test driver scripts (cmake -P).
+cmake_minimum_required(VERSION 3.19)
+
+# run(<what> COMMAND <cmd...> [WORKING_DIRECTORY <dir>])
+# Runs a command, echoes it and its output; FATAL_ERROR on a non-zero exit.
+function(run WHAT)
+  cmake_parse_arguments(R "" "WORKING_DIRECTORY" "COMMAND" ${ARGN})
+  if(NOT R_WORKING_DIRECTORY)
+    set(R_WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+  endif()
+  list(JOIN R_COMMAND " " _shown)
+  message(STATUS "[${WHAT}] ${_shown}")
+  execute_process(COMMAND ${R_COMMAND} WORKING_DIRECTORY "${R_WORKING_DIRECTORY}"
+                  RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _out)
+  if(_out)
+    message("${_out}")
+  endif()
+  if(NOT _rc STREQUAL "0")
+    message(FATAL_ERROR "[${WHAT}] FAILED (exit ${_rc}): ${_shown}")
+  endif()
+endfunction()
+
+# The installed include and library directories.
+macro(strata_install_dirs)
+  if(IS_ABSOLUTE "${LIBDIR}")
+    set(INSTALLED_LIBDIR "${LIBDIR}")
+  else()
+    set(INSTALLED_LIBDIR "${PREFIX}/${LIBDIR}")
+  endif()
+  if(IS_ABSOLUTE "${INCLUDEDIR}")
+    set(INSTALLED_INCLUDEDIR "${INCLUDEDIR}")
+  else()
+    set(INSTALLED_INCLUDEDIR "${PREFIX}/${INCLUDEDIR}")
+  endif()
+endmacro()
+
+foreach(_v PREFIX LIBDIR INCLUDEDIR VERSION)
+  if(NOT DEFINED ${_v} OR "${${_v}}" STREQUAL "")
+    message(FATAL_ERROR "install test driver: -D${_v}=... is required")
+  endif()
+endforeach()
+strata_install_dirs()
