@@ -1,0 +1,392 @@
+// Pointer errors: each kind of bad pointer is passed to strata_free and
+// strata_realloc (1) in a forked child with the default handler, which must
+// print the address and a diagnosis to stderr and abort, and (2) in process
+// with a custom handler, which must receive kind/address/operation, after
+// which the program continues and the heap still works.
+#include <catch2/catch.hpp>
+#include <strata/strata.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <malloc.h>
+
+#include "test_util.hpp"
+
+namespace {
+
+alignas(64) char g_global_buffer[8192];
+
+struct BadPointer {
+  const char* name;
+  // Prepares the situation and returns the bad pointer (runs where the
+  // operation runs: in the child, or in process).
+  std::function<void*()> prepare;
+  std::vector<strata_error_kind> kinds;  // acceptable diagnoses
+  // Size class of the block involved, to check afterwards that the heap
+  // hands out distinct blocks of it (0: none).
+  std::size_t related_size;
+};
+
+void* double_free_of(std::size_t n, bool flush) {
+  void* p = strata_malloc(n);
+  if (!p) std::abort();
+  std::memset(p, 0x5A, n);
+  strata_free(p);
+  if (flush) strata_thread_flush();
+  return p;
+}
+
+void* interior_of(std::size_t n, std::size_t offset) {
+  auto* p = static_cast<char*>(strata_malloc(n));
+  if (!p) std::abort();
+  return p + offset;
+}
+
+void* stack_pointer() {
+  // The address of a (dead by the time it is used) stack slot of a deeper
+  // frame: a real stack address, never memory strata handed out.
+  alignas(64) volatile char buf[256];
+  buf[0] = 1;
+  void* p = const_cast<char*>(&buf[64]);
+  std::uintptr_t v = reinterpret_cast<std::uintptr_t>(p);
+  asm volatile("" : "+r"(v));
+  return reinterpret_cast<void*>(v);
+}
+
+std::vector<BadPointer> cases() {
+  using K = strata_error_kind;
+  const std::vector<K> dbl = {STRATA_ERROR_DOUBLE_FREE};
+  const std::vector<K> dbl_large = {STRATA_ERROR_DOUBLE_FREE, STRATA_ERROR_FREED_MEMORY};
+  const std::vector<K> foreign = {STRATA_ERROR_FOREIGN_POINTER};
+  const std::vector<K> interior = {STRATA_ERROR_INTERIOR_POINTER};
+  return {
+      {"double free small", [] { return double_free_of(64, false); }, dbl, 64},
+      {"double free small after thread flush", [] { return double_free_of(48, true); }, dbl, 48},
+      {"double free small (largest class)", [] { return double_free_of(st::kSmallMax, false); }, dbl, st::kSmallMax},
+      {"double free medium", [] { return double_free_of(50000, false); }, dbl, 50000},
+      {"double free medium (smallest)", [] { return double_free_of(st::kSmallMax + 1, false); }, dbl, st::kSmallMax + 1},
+      {"double free medium coalesced with a free neighbour",
+       [] {
+         void* a = strata_malloc(30000);
+         void* b = strata_malloc(30000);
+         void* c = strata_malloc(30000);
+         if (!a || !b || !c) std::abort();
+         strata_free(b);
+         strata_free(a);
+         return b;
+       },
+       {STRATA_ERROR_DOUBLE_FREE, STRATA_ERROR_INTERIOR_POINTER}, 30000},
+      {"double free large", [] { return double_free_of(2 * st::MiB, false); }, dbl_large, 2 * st::MiB},
+      {"double free pool small",
+       [] {
+         strata_pool_t* pool = strata_pool_create();
+         void* p = strata_pool_malloc(pool, 100);
+         strata_pool_free(pool, p);
+         return p;
+       },
+       dbl, 0},
+      {"stack pointer", [] { return stack_pointer(); }, foreign, 0},
+      {"global pointer", [] { return static_cast<void*>(g_global_buffer + 1024); }, foreign, 0},
+      {"glibc malloc pointer (small)",
+       [] {
+         void* p = ::malloc(64);
+         if (!p) std::abort();
+         return p;
+       },
+       foreign, 0},
+      {"glibc malloc pointer (mmapped)",
+       [] {
+         void* p = ::malloc(4 * st::MiB);
+         if (!p) std::abort();
+         return p;
+       },
+       foreign, 0},
+      {"wild pointer 0x12345670", [] { return reinterpret_cast<void*>(std::uintptr_t{0x12345670}); }, foreign, 0},
+      {"wild pointer 0x7ff000001000", [] { return reinterpret_cast<void*>(std::uintptr_t{0x7ff000001000}); }, foreign, 0},
+      {"interior small", [] { return interior_of(64, 16); }, interior, 64},
+      {"interior small (largest class)", [] { return interior_of(st::kSmallMax, 1024); }, interior, st::kSmallMax},
+      {"interior medium", [] { return interior_of(50000, 16); }, interior, 50000},
+      {"interior medium (page offset)", [] { return interior_of(50000, 8192); }, interior, 50000},
+      {"interior large", [] { return interior_of(2 * st::MiB, 16); }, interior, 2 * st::MiB},
+      {"interior large (page offset)", [] { return interior_of(2 * st::MiB, 3 * 4096); }, interior, 2 * st::MiB},
+      {"misaligned small", [] { return interior_of(64, 1); },
+       {STRATA_ERROR_INTERIOR_POINTER, STRATA_ERROR_FOREIGN_POINTER}, 64},
+      {"misaligned medium", [] { return interior_of(50000, 8); },
+       {STRATA_ERROR_INTERIOR_POINTER, STRATA_ERROR_FOREIGN_POINTER}, 50000},
+      {"misaligned large", [] { return interior_of(2 * st::MiB, 4); },
+       {STRATA_ERROR_INTERIOR_POINTER, STRATA_ERROR_FOREIGN_POINTER}, 2 * st::MiB},
+  };
+}
+
+// Words one of which the default diagnosis must contain (lower case), besides
+// the kind names of the acceptable kinds.
+std::vector<std::string> words_for(const std::vector<strata_error_kind>& kinds) {
+  std::vector<std::string> w;
+  for (strata_error_kind k : kinds) {
+    w.push_back(st::lower(strata_error_kind_name(k)));
+    switch (k) {
+      case STRATA_ERROR_DOUBLE_FREE: w.insert(w.end(), {"double free", "already free"}); break;
+      case STRATA_ERROR_FREED_MEMORY: w.insert(w.end(), {"freed", "unmapped", "released", "double free"}); break;
+      case STRATA_ERROR_FOREIGN_POINTER:
+        w.insert(w.end(), {"not allocated", "foreign", "not a strata", "not strata", "unknown", "not owned"});
+        break;
+      case STRATA_ERROR_INTERIOR_POINTER: w.insert(w.end(), {"inside", "interior"}); break;
+      case STRATA_ERROR_WRONG_POOL: w.insert(w.end(), {"pool"}); break;
+      default: break;
+    }
+  }
+  return w;
+}
+
+// A page shared with forked children so they can tell the parent which
+// address they passed.
+struct Shared {
+  void* addr;
+};
+Shared* shared_page() {
+  static Shared* s = [] {
+    void* m = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+    return static_cast<Shared*>(m);
+  }();
+  return s;
+}
+
+void expect_default_abort(const BadPointer& c, bool use_realloc) {
+  Shared* sh = shared_page();
+  sh->addr = nullptr;
+  st::ChildResult r = st::run_in_child([&] {
+    void* bad = c.prepare();
+    sh->addr = bad;
+    __sync_synchronize();
+    if (use_realloc) {
+      void* q = strata_realloc(bad, 100);
+      (void)q;
+    } else {
+      strata_free(bad);
+    }
+  });
+  std::string addr = st::fmt_ptr(sh->addr);
+  INFO("case: " << c.name << (use_realloc ? " (strata_realloc)" : " (strata_free)") << ", address " << addr
+                << ", child: " << r.describe());
+  REQUIRE(sh->addr != nullptr);
+  CHECK(r.signaled(SIGABRT));
+  CHECK(r.err.find(addr) != std::string::npos);
+  std::string low = st::lower(r.err);
+  bool has_word = false;
+  for (const std::string& w : words_for(c.kinds))
+    if (!w.empty() && low.find(w) != std::string::npos) has_word = true;
+  CHECK(has_word);
+}
+
+// ---- in-process custom handler -------------------------------------------
+
+struct Recorded {
+  int calls = 0;
+  strata_error_kind kind = STRATA_ERROR_NONE;
+  const void* address = nullptr;
+  std::string operation;
+  std::string message;
+  void* user = nullptr;
+};
+Recorded g_rec;
+
+void recording_handler(const strata_error_t* e, void* user) {
+  ++g_rec.calls;
+  g_rec.kind = e->kind;
+  g_rec.address = e->address;
+  g_rec.operation = e->operation ? e->operation : "";
+  g_rec.message = e->message ? e->message : "";
+  g_rec.user = user;
+}
+
+struct HandlerScope {
+  strata_error_handler_t prev;
+  explicit HandlerScope(void* user) { prev = strata_set_error_handler(recording_handler, user); }
+  ~HandlerScope() { strata_set_error_handler(prev, nullptr); }
+};
+
+bool kind_ok(strata_error_kind k, const std::vector<strata_error_kind>& kinds) {
+  for (strata_error_kind a : kinds)
+    if (a == k) return true;
+  return false;
+}
+
+// The heap keeps working: fresh blocks are distinct, usable and keep content.
+void check_heap_still_works(std::size_t related_size) {
+  struct B { void* p; std::size_t n; };
+  std::vector<B> v;
+  std::set<void*> seen;
+  auto add = [&](std::size_t n) {
+    void* p = strata_malloc(n);
+    REQUIRE(p != nullptr);
+    REQUIRE(seen.insert(p).second);  // a double-freed block must not come back twice
+    REQUIRE(strata_usable_size(p) >= n);
+    st::fill(p, n, st::block_seed(p, n));
+    v.push_back({p, n});
+  };
+  if (related_size)
+    for (int i = 0; i < 300; ++i) add(related_size);
+  for (std::size_t n : {16, 64, 100, 1000, 2624, 2625, 30000, 50000, 200000, 600000, 2 << 20})
+    for (int i = 0; i < 4; ++i) add(n);
+  for (const B& b : v) {
+    REQUIRE(st::check(b.p, b.n, st::block_seed(b.p, b.n)));
+    strata_free(b.p);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("default handler: bad pointer to strata_free aborts with the address and a diagnosis",
+          "[corruption][default]") {
+  for (const BadPointer& c : cases()) expect_default_abort(c, false);
+}
+
+TEST_CASE("default handler: bad pointer to strata_realloc aborts with the address and a diagnosis",
+          "[corruption][default]") {
+  for (const BadPointer& c : cases()) expect_default_abort(c, true);
+}
+
+TEST_CASE("default handler: block of another pool to strata_pool_free aborts", "[corruption][default]") {
+  Shared* sh = shared_page();
+  st::ChildResult r = st::run_in_child([&] {
+    strata_pool_t* a = strata_pool_create();
+    strata_pool_t* b = strata_pool_create();
+    void* p = strata_pool_malloc(a, 100);
+    sh->addr = p;
+    strata_pool_free(b, p);
+  });
+  std::string addr = st::fmt_ptr(sh->addr);
+  INFO("address " << addr << ", child: " << r.describe());
+  CHECK(r.signaled(SIGABRT));
+  CHECK(r.err.find(addr) != std::string::npos);
+  CHECK(st::lower(r.err).find("pool") != std::string::npos);
+}
+
+TEST_CASE("a valid free in a child does not abort (control)", "[corruption][default]") {
+  st::ChildResult r = st::run_in_child([] {
+    void* p = strata_malloc(100);
+    void* q = strata_malloc(100000);
+    void* l = strata_malloc(3 << 20);
+    strata_free(p);
+    strata_free(q);
+    strata_free(l);
+  });
+  INFO(r.describe());
+  CHECK(r.exited(0));
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("custom handler: every bad pointer is reported and the program continues", "[corruption][handler]") {
+  int user_token = 42;
+  for (const BadPointer& c : cases()) {
+    HandlerScope scope(&user_token);
+    void* bad = c.prepare();
+    INFO("case: " << c.name << ", address " << bad);
+
+    g_rec = Recorded{};
+    strata_free(bad);
+    INFO("free reported: calls " << g_rec.calls << " kind " << g_rec.kind << " op '" << g_rec.operation << "' msg '"
+                                 << g_rec.message << "'");
+    CHECK(g_rec.calls == 1);
+    CHECK(kind_ok(g_rec.kind, c.kinds));
+    CHECK(g_rec.address == bad);
+    CHECK(g_rec.operation == "strata_free");
+    CHECK(!g_rec.message.empty());
+    CHECK(g_rec.user == &user_token);
+
+    g_rec = Recorded{};
+    void* q = strata_realloc(bad, 100);
+    INFO("realloc reported: calls " << g_rec.calls << " kind " << g_rec.kind << " op '" << g_rec.operation << "'");
+    CHECK(q == nullptr);
+    CHECK(g_rec.calls == 1);
+    CHECK(kind_ok(g_rec.kind, c.kinds));
+    CHECK(g_rec.address == bad);
+    CHECK(g_rec.operation == "strata_realloc");
+
+    check_heap_still_works(c.related_size);
+  }
+}
+
+TEST_CASE("custom handler: usable_size of a bad pointer returns 0", "[corruption][handler]") {
+  HandlerScope scope(nullptr);
+  alignas(16) static char buf[64];
+  g_rec = Recorded{};
+  CHECK(strata_usable_size(buf) == 0);
+  CHECK(g_rec.calls <= 1);
+  if (g_rec.calls == 1) {
+    CHECK(g_rec.kind == STRATA_ERROR_FOREIGN_POINTER);
+    CHECK(g_rec.address == static_cast<void*>(buf));
+  }
+  // A pointer inside a live block: if reported, the result must be 0.
+  void* in = interior_of(5000, 48);
+  g_rec = Recorded{};
+  std::size_t u = strata_usable_size(in);
+  if (g_rec.calls == 1) {
+    CHECK(u == 0);
+    CHECK(g_rec.kind == STRATA_ERROR_INTERIOR_POINTER);
+  }
+}
+
+TEST_CASE("custom handler: a block of another pool is WRONG_POOL and stays live", "[corruption][handler]") {
+  HandlerScope scope(nullptr);
+  strata_pool_t* a = strata_pool_create();
+  strata_pool_t* b = strata_pool_create();
+  REQUIRE(a);
+  REQUIRE(b);
+  for (std::size_t n : {std::size_t{100}, std::size_t{50000}, std::size_t{2} << 20}) {
+    void* p = strata_pool_malloc(a, n);
+    REQUIRE(p != nullptr);
+    st::fill(p, n, n);
+    g_rec = Recorded{};
+    strata_pool_free(b, p);
+    CHECK(g_rec.calls == 1);
+    CHECK(g_rec.kind == STRATA_ERROR_WRONG_POOL);
+    CHECK(g_rec.address == p);
+    g_rec = Recorded{};
+    CHECK(strata_pool_realloc(b, p, n * 2) == nullptr);
+    CHECK(g_rec.calls == 1);
+    CHECK(g_rec.kind == STRATA_ERROR_WRONG_POOL);
+    // process-heap block given to a pool
+    void* h = strata_malloc(n);
+    REQUIRE(h);
+    g_rec = Recorded{};
+    strata_pool_free(a, h);
+    CHECK(g_rec.calls == 1);
+    CHECK(g_rec.kind == STRATA_ERROR_WRONG_POOL);
+    // both blocks are still live and intact
+    CHECK(st::check(p, n, n));
+    CHECK(strata_pool_of(p) == a);
+    CHECK(strata_pool_of(h) == nullptr);
+    CHECK(strata_usable_size(h) >= n);
+    strata_pool_free(a, p);
+    strata_free(h);
+  }
+  CHECK(g_rec.calls == 1);  // no spurious reports for the valid frees
+  strata_pool_destroy(a);
+  strata_pool_destroy(b);
+}
+
+TEST_CASE("error kind names are distinct and non-empty", "[corruption]") {
+  std::set<std::string> names;
+  for (int k = STRATA_ERROR_NONE; k <= STRATA_ERROR_CORRUPTION; ++k) {
+    const char* n = strata_error_kind_name(static_cast<strata_error_kind>(k));
+    REQUIRE(n != nullptr);
+    REQUIRE(std::strlen(n) > 0);
+    names.insert(n);
+  }
+  CHECK(names.size() == 7);
+  CHECK(st::lower(strata_error_kind_name(STRATA_ERROR_DOUBLE_FREE)).find("double") != std::string::npos);
+}
+
+TEST_CASE("set_error_handler returns the previous handler", "[corruption][handler]") {
+  strata_error_handler_t prev = strata_set_error_handler(recording_handler, nullptr);
+  CHECK(prev != recording_handler);
+  strata_error_handler_t mine = strata_set_error_handler(prev, nullptr);
+  CHECK(mine == recording_handler);
+}

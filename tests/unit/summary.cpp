@@ -1,0 +1,203 @@
+// strata_heap_summary / strata_print_summary reflect the program's blocks.
+// This binary does not replace malloc: Catch2's own allocations go to glibc,
+// so the process heap of strata only holds what the test allocates.
+#include <catch2/catch.hpp>
+#include <strata/strata.h>
+
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+struct TierCase {
+  const char* name;
+  std::size_t size;
+  std::size_t strata_heap_summary_t::*blocks;
+  std::size_t strata_heap_summary_t::*bytes;
+};
+
+const TierCase kTiers[] = {
+    {"small", 64, &strata_heap_summary_t::small_blocks, &strata_heap_summary_t::small_bytes},
+    {"small (largest class)", st::kSmallMax, &strata_heap_summary_t::small_blocks, &strata_heap_summary_t::small_bytes},
+    {"medium", 20000, &strata_heap_summary_t::medium_blocks, &strata_heap_summary_t::medium_bytes},
+    {"medium (smallest)", st::kSmallMax + 1, &strata_heap_summary_t::medium_blocks, &strata_heap_summary_t::medium_bytes},
+    {"large", 1 << 20, &strata_heap_summary_t::large_blocks, &strata_heap_summary_t::large_bytes},
+};
+
+void check_consistent(const strata_heap_summary_t& s) {
+  CHECK(s.version == 1);
+  CHECK(s.in_use_bytes == s.small_bytes + s.medium_bytes + s.large_bytes);
+  CHECK(s.peak_in_use_bytes >= s.in_use_bytes);
+  CHECK(s.os_reserved_bytes >= s.in_use_bytes + s.cached_bytes);
+  CHECK(s.peak_os_reserved_bytes >= s.os_reserved_bytes);
+  CHECK((s.cached_blocks == 0) == (s.cached_bytes == 0));
+}
+
+}  // namespace
+
+TEST_CASE("summary argument checking", "[summary]") {
+  CHECK(strata_heap_summary(nullptr, nullptr) == -1);
+  strata_heap_summary_t s{};
+  s.size = 4;  // too small for version 1's first fields
+  CHECK(strata_heap_summary(nullptr, &s) == -1);
+  s.size = sizeof s;
+  CHECK(strata_heap_summary(nullptr, &s) == 0);
+  CHECK(s.version == 1);
+  CHECK(s.size == sizeof s);
+}
+
+TEST_CASE("summary counts N blocks of each tier and goes back after free", "[summary]") {
+  const std::size_t N = 100;
+  for (const TierCase& t : kTiers) {
+    INFO("tier " << t.name << " size " << t.size);
+    strata_heap_summary_t before = st::summary();
+    check_consistent(before);
+    std::vector<void*> v;
+    for (std::size_t i = 0; i < N; ++i) {
+      void* p = strata_malloc(t.size);
+      REQUIRE(p != nullptr);
+      v.push_back(p);
+    }
+    strata_heap_summary_t during = st::summary();
+    check_consistent(during);
+    CHECK(during.*t.blocks >= before.*t.blocks + N);
+    CHECK(during.*t.bytes >= before.*t.bytes + N * t.size);
+    CHECK(during.in_use_bytes >= before.in_use_bytes + N * t.size);
+    CHECK(during.peak_in_use_bytes >= during.in_use_bytes);
+    CHECK(during.os_reserved_bytes >= N * t.size);
+    // the other tiers did not move
+    for (const TierCase& o : kTiers)
+      if (o.blocks != t.blocks) CHECK(during.*o.blocks == before.*o.blocks);
+    for (void* p : v) strata_free(p);
+    strata_heap_summary_t after = st::summary();
+    check_consistent(after);
+    CHECK(after.small_blocks == before.small_blocks);
+    CHECK(after.medium_blocks == before.medium_blocks);
+    CHECK(after.large_blocks == before.large_blocks);
+    CHECK(after.in_use_bytes == before.in_use_bytes);
+    CHECK(after.peak_in_use_bytes >= during.in_use_bytes);
+  }
+}
+
+TEST_CASE("summary: mixed tiers at once", "[summary]") {
+  strata_heap_summary_t before = st::summary();
+  std::vector<void*> v;
+  for (int i = 0; i < 300; ++i) v.push_back(strata_malloc(static_cast<std::size_t>(i % 50) * 16 + 1));
+  for (int i = 0; i < 40; ++i) v.push_back(strata_malloc(5000 + static_cast<std::size_t>(i) * 3000));
+  for (int i = 0; i < 5; ++i) v.push_back(strata_malloc((static_cast<std::size_t>(i) + 1) << 20));
+  for (void* p : v) REQUIRE(p != nullptr);
+  strata_heap_summary_t during = st::summary();
+  CHECK(during.small_blocks == before.small_blocks + 300);
+  CHECK(during.medium_blocks == before.medium_blocks + 40);
+  CHECK(during.large_blocks == before.large_blocks + 5);
+  CHECK(during.large_bytes >= before.large_bytes + 15 * st::MiB);
+  for (void* p : v) strata_free(p);
+  strata_heap_summary_t after = st::summary();
+  CHECK(after.small_blocks == before.small_blocks);
+  CHECK(after.medium_blocks == before.medium_blocks);
+  CHECK(after.large_blocks == before.large_blocks);
+  CHECK(after.large_bytes == before.large_bytes);
+}
+
+TEST_CASE("summary: freed small blocks show up in the thread cache", "[summary]") {
+  strata_heap_summary_t before = st::summary();
+  std::vector<void*> v;
+  for (int i = 0; i < 20; ++i) v.push_back(strata_malloc(32));
+  for (void* p : v) strata_free(p);
+  strata_heap_summary_t after = st::summary();
+  CHECK(after.thread_caches >= 1);
+  CHECK(after.small_blocks == before.small_blocks);
+  CHECK(after.cached_blocks >= 1);
+  strata_thread_flush();
+  strata_heap_summary_t flushed = st::summary();
+  CHECK(flushed.cached_blocks <= after.cached_blocks);
+  CHECK(flushed.small_blocks == before.small_blocks);
+}
+
+TEST_CASE("summary: large blocks return their mappings to the OS", "[summary]") {
+  strata_heap_summary_t before = st::summary();
+  void* p = strata_malloc(64 * st::MiB);
+  REQUIRE(p != nullptr);
+  strata_heap_summary_t during = st::summary();
+  CHECK(during.os_reserved_bytes >= before.os_reserved_bytes + 64 * st::MiB);
+  CHECK(during.os_map_calls > before.os_map_calls);
+  CHECK(during.peak_os_reserved_bytes >= during.os_reserved_bytes);
+  strata_free(p);
+  strata_heap_summary_t after = st::summary();
+  CHECK(after.os_reserved_bytes < during.os_reserved_bytes - 60 * st::MiB);
+  CHECK(after.peak_os_reserved_bytes >= during.os_reserved_bytes);
+}
+
+TEST_CASE("summary of a pool is separate from the process heap", "[summary][pool]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  strata_heap_summary_t heap_before = st::summary();
+  strata_heap_summary_t pool_before = st::summary(pool);
+  CHECK(pool_before.small_blocks == 0);
+  CHECK(pool_before.medium_blocks == 0);
+  CHECK(pool_before.large_blocks == 0);
+  std::vector<void*> v;
+  for (int i = 0; i < 50; ++i) v.push_back(strata_pool_malloc(pool, 100));
+  for (int i = 0; i < 10; ++i) v.push_back(strata_pool_malloc(pool, 40000));
+  for (int i = 0; i < 3; ++i) v.push_back(strata_pool_malloc(pool, 2 << 20));
+  for (void* p : v) REQUIRE(p != nullptr);
+  strata_heap_summary_t pool_during = st::summary(pool);
+  strata_heap_summary_t heap_during = st::summary();
+  CHECK(pool_during.small_blocks == 50);
+  CHECK(pool_during.medium_blocks == 10);
+  CHECK(pool_during.large_blocks == 3);
+  CHECK(pool_during.os_reserved_bytes >= 6 * st::MiB);
+  CHECK(heap_during.small_blocks == heap_before.small_blocks);
+  CHECK(heap_during.medium_blocks == heap_before.medium_blocks);
+  CHECK(heap_during.large_blocks == heap_before.large_blocks);
+  for (void* p : v) strata_pool_free(pool, p);
+  strata_heap_summary_t pool_after = st::summary(pool);
+  CHECK(pool_after.small_blocks == 0);
+  CHECK(pool_after.medium_blocks == 0);
+  CHECK(pool_after.large_blocks == 0);
+  CHECK(pool_after.in_use_bytes == 0);
+  strata_pool_destroy(pool);
+}
+
+TEST_CASE("tier boundaries as seen by the summary", "[summary]") {
+  // Design facts: small <= 2624 bytes, medium up to about 260 KiB.
+  CHECK(st::tier_of_size(1) == st::Tier::small);
+  CHECK(st::tier_of_size(st::kSmallMax) == st::Tier::small);
+  CHECK(st::tier_of_size(st::kSmallMax + 1) == st::Tier::medium);
+  CHECK(st::tier_of_size(100000) == st::Tier::medium);
+  CHECK(st::tier_of_size(8 * st::MiB) == st::Tier::large);
+  std::size_t first_large = st::first_size_of_tier(st::kSmallMax + 1, 8 * st::MiB, st::Tier::large);
+  WARN("first large size: " << first_large << " bytes (" << first_large / 1024.0 << " KiB)");
+  CHECK(first_large >= 200 * st::KiB);
+  CHECK(first_large <= 300 * st::KiB);
+  // monotone around the boundary
+  for (std::size_t n = first_large - 4096; n < first_large; n += 7)
+    CHECK(st::tier_of_size(n) == st::Tier::medium);
+  for (std::size_t n = first_large; n < first_large + 4096; n += 7)
+    CHECK(st::tier_of_size(n) == st::Tier::large);
+  // and the small classes are all small
+  for (std::size_t n = 0; n <= st::kSmallMax; n += 16) CHECK(st::tier_of_size(n) == st::Tier::small);
+}
+
+TEST_CASE("print_summary writes some lines without failing", "[summary]") {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  void* p = strata_malloc(1000);
+  REQUIRE(p);
+  strata_print_summary(nullptr, fds[1]);
+  strata_pool_t* pool = strata_pool_create();
+  strata_print_summary(pool, fds[1]);
+  strata_pool_destroy(pool);
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  INFO(out);
+  CHECK(out.size() > 20);
+  CHECK(out.find('\n') != std::string::npos);
+  strata_free(p);
+}
