@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Instructions per malloc+free pair, counted with callgrind, for strata and
+# its peers.
+#
+#   scripts/callgrind-pairs.sh [build-dir]        (default: ./build)
+#
+# Environment: SIZES="16 64 256 1024"  N1=100000  N2=200000  JOBS=<nproc>
+#
+# bench/pairs.cpp (target strata_pairs) runs a bare loop of N pairs
+# p = malloc(size); free(p).  Each case runs under callgrind with N1 and with
+# N2 pairs, and the table shows (Ir(N2) - Ir(N1)) / (N2 - N1): start-up,
+# first-touch and exit costs cancel, what is left is one pair plus the loop
+# around it, which is NOT subtracted: 9 instructions per pair for malloc/free
+# (mov size, call malloc, PLT jmp, mov p, call free, PLT jmp, add, cmp, jne),
+# 7 for the direct strata API (no PLT jumps).  Cases:
+#   strata     strata_malloc/strata_free called directly (libstrata.a)
+#   strata.so  malloc/free with LD_PRELOAD=<build>/mm/libstrata.so (the override)
+#   glibc      malloc/free of glibc
+#   tbbmalloc, mimalloc, jemalloc, tcmalloc: malloc/free with LD_PRELOAD of the
+#              peer's shared library (skipped when not installed).
+# Each LD_PRELOAD case is checked: strata_pairs reports which object `malloc`
+# resolves to, and a case whose preload did not take is reported as failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+SIZES=${SIZES:-"16 64 256 1024"}
+N1=${N1:-100000}
+N2=${N2:-200000}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+LIBDIR=/usr/lib/x86_64-linux-gnu
+
+command -v valgrind >/dev/null || { echo "callgrind-pairs: valgrind is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF >/dev/null
+fi
+cmake --build "$BUILD" -j"$JOBS" --target strata_pairs strata_override >/dev/null
+PAIRS=$BUILD/bench/strata_pairs
+STRATA_SO=$(readlink -f "$BUILD/mm/libstrata.so")
+
+# name  mode  preload (empty: none)  expected object of malloc (substring)
+CASES=(
+  "strata strata - -"
+  "strata.so malloc $STRATA_SO libstrata.so"
+  "glibc malloc - libc.so"
+  "tbbmalloc malloc $LIBDIR/libtbbmalloc_proxy.so.2 libtbbmalloc"
+  "mimalloc malloc $LIBDIR/libmimalloc.so.2 libmimalloc"
+  "jemalloc malloc $LIBDIR/libjemalloc.so.2 libjemalloc"
+  "tcmalloc malloc $LIBDIR/libtcmalloc_minimal.so.4 libtcmalloc"
+)
+
+TMP=$(mktemp -d /tmp/strata-callgrind.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+# run_one <name> <mode> <preload> <expect> <size> <n>: writes $TMP/<name>-<size>-<n>.ir
+run_one() {
+  local name=$1 mode=$2 preload=$3 expect=$4 size=$5 n=$6
+  local base=$TMP/$name-$size-$n
+  local env=()
+  [ "$preload" != - ] && env=(LD_PRELOAD="$preload")
+  if ! env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$base.out" --log-file="$base.vg" \
+         "$PAIRS" "$mode" "$size" "$n" 2>"$base.err"; then
+    echo "FAIL(exit)" >"$base.ir"; return 0
+  fi
+  if [ "$expect" != - ] && ! grep -q "malloc from .*$expect" "$base.err"; then
+    echo "FAIL(preload)" >"$base.ir"; return 0
+  fi
+  awk '/^(summary|totals):/ {print $2; exit}' "$base.out" >"$base.ir"
+}
+
+present=()
+for c in "${CASES[@]}"; do
+  read -r name mode preload expect <<<"$c"
+  if [ "$preload" != - ] && [ ! -e "$preload" ]; then
+    echo "callgrind-pairs: $name skipped ($preload not found)" >&2; continue
+  fi
+  present+=("$c")
+  for size in $SIZES; do
+    for n in "$N1" "$N2"; do
+      run_one "$name" "$mode" "$preload" "$expect" "$size" "$n" &
+      while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+    done
+  done
+done
+wait
+
+echo "Instructions per malloc+free pair (callgrind Ir): (Ir(N2) - Ir(N1)) / (N2 - N1), N1=$N1, N2=$N2."
+echo "Includes the loop overhead, not subtracted: 9 instructions per pair through malloc/free"
+echo "(2 calls, 2 PLT jumps, 2 movs, add/cmp/jne), 7 for the direct strata API (no PLT jumps)."
+echo "strata commit: $(git log -1 --format='%h %s' 2>/dev/null || echo '?'); valgrind $(valgrind --version | sed 's/valgrind-//')"
+echo
+{
+  printf 'allocator'; for size in $SIZES; do printf '\t%s B' "$size"; done; printf '\n'
+  for c in "${present[@]}"; do
+    read -r name mode preload expect <<<"$c"
+    printf '%s' "$name"
+    for size in $SIZES; do
+      a=$(cat "$TMP/$name-$size-$N1.ir" 2>/dev/null || echo "FAIL")
+      b=$(cat "$TMP/$name-$size-$N2.ir" 2>/dev/null || echo "FAIL")
+      if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ ]]; then
+        awk -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" 'BEGIN { printf "\t%.1f", (b - a) / (n2 - n1) }'
+      else
+        [[ $a =~ ^[0-9]+$ ]] && printf '\t%s' "$b" || printf '\t%s' "$a"
+      fi
+    done
+    printf '\n'
+  done
+} | column -t -s $'\t' -R "$(seq -s, 2 $(( $(wc -w <<<"$SIZES") + 1 )))"
