@@ -1,0 +1,530 @@
+// strata — the C API: fast paths, pointer classification, the FastMM-style
+// reallocation policy, error reporting, pools and the heap summary.
+//
+// Fast paths (kept small and inline; everything else is STRATA_SLOW_PATH):
+//   strata_malloc: size <= kMaxSmallSize and the thread's bin for the class is
+//     non-empty -> pop.  (t_cache starts as g_empty_cache, whose bins are empty,
+//     so a thread's first call falls to the slow path without a branch on null.)
+//   strata_free: the chunk map says "small", the span belongs to the thread's
+//     heap, the pointer is exactly a carved block start and the block has no
+//     free cookie -> push onto the thread's bin; the bin overflowing flushes a
+//     batch to the shared class.
+#include <errno.h>
+#include <stdlib.h>
+
+#include <cstring>
+
+#include "heap.hpp"
+#include "log.hpp"
+#include "os.hpp"
+
+using namespace strata::detail;
+
+namespace {
+
+// ---- errors ----------------------------------------------------------------
+std::atomic<strata_error_handler_t> g_handler{nullptr};
+std::atomic<void*> g_handler_user{nullptr};
+
+const char* const kKindNames[] = {"no error",    "foreign pointer", "interior pointer", "double free",
+                                  "freed memory", "wrong pool",      "heap corruption"};
+
+STRATA_SLOW_PATH void report(strata_error_kind kind, const void* p, const char* op, const char* msg) noexcept {
+  strata_error_t e{kind, p, op, msg};
+  strata_error_handler_t h = g_handler.load(std::memory_order_acquire);
+  if (h) {
+    h(&e, g_handler_user.load(std::memory_order_acquire));
+    return;
+  }
+  MessageBuilder m;
+  m.str("strata: ").str(op).str("(").ptr(p).str("): ").str(kKindNames[kind]).str(": ").str(msg).str("\n");
+  m.write(2);
+  abort();
+}
+
+// ---- classification ------------------------------------------------------------
+struct Info {
+  ChunkKind kind = ChunkKind::kNone;
+  Heap* heap = nullptr;
+  Span* span = nullptr;
+  MediumPool* pool = nullptr;
+  LargeBlock* large = nullptr;
+  strata_error_kind err = STRATA_ERROR_NONE;
+  const char* msg = nullptr;
+};
+
+inline Span* span_of(const void* p) noexcept {
+  return reinterpret_cast<Span*>(reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1));
+}
+
+// Decides what p is from the chunk map first, reading block memory only where
+// the map proves it is strata's and mapped.
+Info classify(const void* p) noexcept {
+  Info in;
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup(a);
+  in.kind = chunk_map::kind_of(e);
+  switch (in.kind) {
+    case ChunkKind::kNone:
+      in.err = STRATA_ERROR_FOREIGN_POINTER;
+      in.msg = "the address was not allocated by this strata (a stack or global address, another allocator's "
+               "block, or a wild pointer)";
+      return in;
+    case ChunkKind::kFreed:
+      in.err = STRATA_ERROR_FREED_MEMORY;
+      in.msg = "the address lies in memory strata already returned to the OS: the block was freed before "
+               "(double free) or the pointer is stale";
+      return in;
+    case ChunkKind::kMeta:
+      in.err = STRATA_ERROR_INTERIOR_POINTER;
+      in.msg = "the address points into strata's own bookkeeping, not at a block";
+      return in;
+    case ChunkKind::kSmall: {
+      Span* s = span_of(p);
+      in.span = s;
+      in.heap = s->heap;
+      std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1));
+      if (!s->assigned) {
+        in.err = STRATA_ERROR_DOUBLE_FREE;
+        in.msg = "the small block is not allocated: it was freed before (double free) or is stale";
+        return in;
+      }
+      if (off < kSpanHeaderSize) {
+        in.err = STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = "the address points into a span header, not at a block";
+        return in;
+      }
+      off -= static_cast<std::uint32_t>(kSpanHeaderSize);
+      std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
+      if (idx * s->block_size != off) {
+        in.err = STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = "the address points inside a small block, not at its start";
+        return in;
+      }
+      if (idx >= s->carved.load(std::memory_order_acquire)) {
+        in.err = STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = "the address is a small-block slot strata never handed out";
+        return in;
+      }
+      if (static_cast<const Block*>(p)->cookie == (a ^ g_secret)) {
+        in.err = STRATA_ERROR_DOUBLE_FREE;
+        in.msg = "the small block is already free";
+      }
+      return in;
+    }
+    case ChunkKind::kMedium: {
+      in.pool = chunk_map::owner_of<MediumPool>(e);
+      in.heap = in.pool->heap;
+      if ((a & (kMinAlign - 1)) != 0) {
+        in.err = STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = "the address points inside a medium block, not at its start";
+        return in;
+      }
+      in.err = medium_check(in.pool, p);
+      if (in.err == STRATA_ERROR_INTERIOR_POINTER) in.msg = "the address points inside a medium block, not at its start";
+      else if (in.err == STRATA_ERROR_DOUBLE_FREE) in.msg = "the medium block is already free";
+      else if (in.err == STRATA_ERROR_CORRUPTION) in.msg = "the boundary tag before the medium block was overwritten";
+      return in;
+    }
+    case ChunkKind::kLarge: {
+      in.large = chunk_map::owner_of<LargeBlock>(e);
+      if (in.large->magic != kLargeMagic) {
+        in.err = STRATA_ERROR_CORRUPTION;
+        in.msg = "the header of the large block was overwritten";
+        return in;
+      }
+      in.heap = in.large->heap;
+      if (p != in.large->user) {
+        in.err = STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = "the address points inside a large block, not at its start";
+      }
+      return in;
+    }
+  }
+  in.err = STRATA_ERROR_CORRUPTION;
+  in.msg = "the chunk map entry is invalid";
+  return in;
+}
+
+// ---- allocation ------------------------------------------------------------
+STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
+  CacheBin& bin = tc->bins[c];
+  Block* b = bin.head;
+  if (STRATA_LIKELY(b != nullptr)) {
+    bin.head = b->next;
+    bin.count.set(bin.count.get() - 1);
+    b->cookie = 0;
+  }
+  return b;
+}
+
+STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept {
+  void* p;
+  if (n <= kMaxSmallSize) p = small_alloc_slow(h, size_to_class(n));
+  else if (n <= kMaxMediumSize) p = medium_alloc(h, n, kMinAlign);
+  else p = large_alloc(h, n, kMinAlign);
+  if (STRATA_UNLIKELY(!p)) errno = ENOMEM;
+  return p;
+}
+
+STRATA_FAST_PATH void* heap_alloc(Heap* h, std::size_t n) noexcept {
+  if (STRATA_LIKELY(n <= kMaxSmallSize)) {
+    if (ThreadCache* tc = cache_lookup(h))
+      if (void* p = cache_pop(tc, size_to_class(n))) return p;
+  }
+  return alloc_slow(h, n);
+}
+
+void* heap_aligned_alloc(Heap* h, std::size_t align, std::size_t n) noexcept {
+  if (align == 0 || (align & (align - 1))) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align <= kMinAlign) return heap_alloc(h, n);
+  void* p = nullptr;
+  if (n <= kMaxSmallSize && align <= kSpanHeaderSize) {
+    // Blocks of a class whose size is a multiple of align are align-aligned
+    // (spans are 64 KiB aligned and blocks start at offset 256).
+    unsigned c = size_to_class(n);
+    while (c < kNumClasses && kClassSize[c] % align) ++c;
+    if (c < kNumClasses) return heap_alloc(h, kClassSize[c]);
+  }
+  if (n <= kMaxMediumSize && align <= kChunkSize) p = medium_alloc(h, n, align);
+  if (!p) p = large_alloc(h, n, align);
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
+// ---- free --------------------------------------------------------------------
+STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
+  CacheBin& bin = tc->bins[c];
+  b->next = bin.head;
+  b->cookie = cookie;
+  bin.head = b;
+  std::uint32_t n = bin.count.get() + 1;
+  bin.count.set(n);
+  if (STRATA_UNLIKELY(n > bin.max)) cache_overflow(tc, c);
+}
+
+// Frees a block already classified as valid.
+void free_valid(const Info& in, void* p, const char* op) noexcept {
+  switch (in.kind) {
+    case ChunkKind::kSmall: {
+      unsigned c = in.span->size_class;
+      auto* b = static_cast<Block*>(p);
+      if (ThreadCache* tc = cache_for(in.heap))
+        cache_push(tc, c, b, reinterpret_cast<std::uintptr_t>(p) ^ g_secret);
+      else
+        small_free_central(in.heap, b, c);
+      return;
+    }
+    case ChunkKind::kMedium: {
+      strata_error_kind err = medium_free(in.heap, in.pool, p);
+      if (err != STRATA_ERROR_NONE) report(err, p, op, "the medium block changed state while it was being freed");
+      return;
+    }
+    case ChunkKind::kLarge:
+      large_free(in.heap, in.large);
+      return;
+    default:
+      return;
+  }
+}
+
+STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept {
+  if (!p) return;
+  Info in = classify(p);
+  if (in.err != STRATA_ERROR_NONE) return report(in.err, p, op, in.msg);
+  if (expect && in.heap != expect)
+    return report(STRATA_ERROR_WRONG_POOL, p, op, "the block belongs to another pool (or to the process heap)");
+  free_valid(in, p, op);
+}
+
+STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup(a);
+  if (STRATA_LIKELY(chunk_map::kind_of(e) == ChunkKind::kSmall)) {
+    Span* s = span_of(p);
+    std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
+    std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
+    if (STRATA_LIKELY(s->heap == tc->heap && idx * s->block_size == off &&
+                      idx < s->carved.load(std::memory_order_relaxed))) {
+      std::uintptr_t cookie = a ^ g_secret;
+      if (STRATA_LIKELY(static_cast<Block*>(p)->cookie != cookie))
+        return cache_push(tc, s->size_class, static_cast<Block*>(p), cookie);
+    }
+  }
+  free_slow(p, expect, op);
+}
+
+// ---- realloc -----------------------------------------------------------------
+void* move_block(Heap* h, const Info& in, void* p, std::size_t copy, std::size_t new_size, const char* op) noexcept {
+  void* q = heap_alloc(h, new_size);
+  if (!q) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  std::memcpy(q, p, copy);
+  free_valid(in, p, op);
+  return q;
+}
+
+inline std::size_t grow_target(std::size_t n, std::size_t extra) noexcept {
+  return n + extra < n ? n : n + extra;
+}
+
+void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
+  if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
+  Info in = classify(p);
+  if (in.err != STRATA_ERROR_NONE) {
+    report(in.err, p, op, in.msg);
+    return nullptr;
+  }
+  if (expect && in.heap != expect) {
+    report(STRATA_ERROR_WRONG_POOL, p, op, "the block belongs to another pool (or to the process heap)");
+    return nullptr;
+  }
+  Heap* h = in.heap;
+  if (n == 0) {  // glibc: realloc(p, 0) frees p and returns NULL
+    free_valid(in, p, op);
+    return nullptr;
+  }
+  switch (in.kind) {
+    case ChunkKind::kSmall: {
+      std::size_t bs = in.span->block_size;
+      if (n <= bs) {
+        if (4 * n >= bs) return p;  // shrink in place unless below a quarter (FastMM)
+        return move_block(h, in, p, n, n, op);
+      }
+      return move_block(h, in, p, bs, n > 2 * bs + 32 ? n : 2 * bs + 32, op);
+    }
+    case ChunkKind::kMedium: {
+      std::size_t usable = medium_usable(p);
+      if (n <= usable) {
+        if (2 * n >= usable) {
+          if (n > kMaxSmallSize) medium_resize_in_place(h, in.pool, p, n);
+          return p;
+        }
+        return move_block(h, in, p, n, n, op);
+      }
+      if (n <= kMaxMediumSize && medium_resize_in_place(h, in.pool, p, n)) return p;
+      return move_block(h, in, p, usable, grow_target(n, n / 4), op);
+    }
+    case ChunkKind::kLarge: {
+      std::size_t usable = large_usable(in.large);
+      if (n <= usable) {
+        if (2 * n >= usable) return p;
+        if (n > kMaxMediumSize) {
+          large_resize_in_place(h, in.large, n);
+          return p;
+        }
+        return move_block(h, in, p, n, n, op);
+      }
+      if (large_resize_in_place(h, in.large, n)) return p;
+      if (void* q = large_move(h, in.large, grow_target(n, n / 4))) return q;
+      return move_block(h, in, p, usable, n, op);
+    }
+    default:
+      return nullptr;
+  }
+}
+
+inline Heap* pool_heap(strata_pool_t* pool) noexcept {
+  auto* h = reinterpret_cast<Heap*>(pool);
+  return h;
+}
+
+}  // namespace
+
+// ---- exported API ----------------------------------------------------------------
+extern "C" {
+
+STRATA_API void* strata_malloc(size_t n) noexcept {
+  ThreadCache* tc = t_cache;
+  if (STRATA_LIKELY(n <= kMaxSmallSize)) {
+    if (void* p = cache_pop(tc, size_to_class(n))) return p;
+  }
+  return alloc_slow(&g_default_heap, n);
+}
+
+STRATA_API void strata_free(void* p) noexcept { heap_free(p, t_cache, nullptr, "strata_free"); }
+
+STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  void* p = strata_malloc(n);
+  if (p && n > kMaxMediumSize) {
+    // A large block is always a fresh mapping: already zero.
+    std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(p));
+    if (chunk_map::kind_of(e) == ChunkKind::kLarge) return p;
+  }
+  if (p) std::memset(p, 0, n);
+  return p;
+}
+
+STRATA_API void* strata_realloc(void* p, size_t n) noexcept { return heap_realloc(nullptr, p, n, "strata_realloc"); }
+
+STRATA_API void* strata_aligned_alloc(size_t alignment, size_t size) noexcept {
+  return heap_aligned_alloc(&g_default_heap, alignment, size);
+}
+
+STRATA_API size_t strata_usable_size(const void* p) noexcept {
+  if (!p) return 0;
+  Info in = classify(p);
+  if (in.err != STRATA_ERROR_NONE) {
+    report(in.err, p, "strata_usable_size", in.msg);
+    return 0;
+  }
+  switch (in.kind) {
+    case ChunkKind::kSmall: return in.span->block_size;
+    case ChunkKind::kMedium: return medium_usable(p);
+    case ChunkKind::kLarge: return large_usable(in.large);
+    default: return 0;
+  }
+}
+
+STRATA_API strata_error_handler_t strata_set_error_handler(strata_error_handler_t handler, void* user) noexcept {
+  g_handler_user.store(user, std::memory_order_release);
+  return g_handler.exchange(handler, std::memory_order_acq_rel);
+}
+
+STRATA_API const char* strata_error_kind_name(strata_error_kind kind) noexcept {
+  unsigned k = static_cast<unsigned>(kind);
+  return k < sizeof(kKindNames) / sizeof(kKindNames[0]) ? kKindNames[k] : "unknown error";
+}
+
+// ---- pools ----
+STRATA_API strata_pool_t* strata_pool_create(void) noexcept {
+  return reinterpret_cast<strata_pool_t*>(heap_create());
+}
+
+STRATA_API void* strata_pool_malloc(strata_pool_t* pool, size_t n) noexcept {
+  if (!pool) return strata_malloc(n);
+  return heap_alloc(pool_heap(pool), n);
+}
+
+STRATA_API void* strata_pool_calloc(strata_pool_t* pool, size_t count, size_t size) noexcept {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  void* p = strata_pool_malloc(pool, n);
+  if (p) std::memset(p, 0, n);
+  return p;
+}
+
+STRATA_API void* strata_pool_aligned_alloc(strata_pool_t* pool, size_t alignment, size_t size) noexcept {
+  return heap_aligned_alloc(pool ? pool_heap(pool) : &g_default_heap, alignment, size);
+}
+
+STRATA_API void* strata_pool_realloc(strata_pool_t* pool, void* p, size_t n) noexcept {
+  return heap_realloc(pool ? pool_heap(pool) : &g_default_heap, p, n, "strata_pool_realloc");
+}
+
+STRATA_API void strata_pool_free(strata_pool_t* pool, void* p) noexcept {
+  if (!pool) return strata_free(p);
+  Heap* h = pool_heap(pool);
+  ThreadCache* tc = cache_lookup(h);
+  heap_free(p, tc ? tc : &g_empty_cache, h, "strata_pool_free");
+}
+
+STRATA_API void strata_pool_destroy(strata_pool_t* pool) noexcept {
+  if (!pool) return;
+  Heap* h = pool_heap(pool);
+  STRATA_CHECK(h->magic == kHeapMagic && h->is_pool, "strata_pool_destroy: not a live pool");
+  heap_destroy(h);
+}
+
+STRATA_API strata_pool_t* strata_pool_of(const void* p) noexcept {
+  if (!p) return nullptr;
+  Info in = classify(p);
+  if (in.err != STRATA_ERROR_NONE || !in.heap || !in.heap->is_pool) return nullptr;
+  return reinterpret_cast<strata_pool_t*>(in.heap);
+}
+
+STRATA_API void strata_thread_flush(void) noexcept {
+  if (ThreadCache* tc = cache_lookup(&g_default_heap)) cache_flush_all(tc);
+}
+
+// ---- summary ----
+STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* out) noexcept {
+  if (!out || out->size < offsetof(strata_heap_summary_t, thread_caches) + sizeof(size_t)) return -1;
+  Heap* h = pool ? pool_heap(pool) : &g_default_heap;
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  s.version = 1;
+  std::size_t out_blocks = 0, out_bytes = 0;  // small blocks out of their spans
+  {
+    LockGuard g(h->span_lock);
+    for (Span* sp = h->all_spans; sp; sp = sp->all_next) {
+      if (!sp->assigned) continue;
+      std::size_t u = sp->used.get();
+      out_blocks += u;
+      out_bytes += u * sp->block_size;
+    }
+  }
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    LockGuard g(h->classes[c].lock);
+    for (Block* b = h->classes[c].pending.load(std::memory_order_acquire); b; b = b->next) {
+      s.cached_blocks++;
+      s.cached_bytes += kClassSize[c];
+    }
+  }
+  {
+    LockGuard g(h->meta_lock);
+    for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
+      s.thread_caches++;
+      for (unsigned c = 0; c < kNumClasses; ++c) {
+        std::size_t n = tc->bins[c].count.get();
+        s.cached_blocks += n;
+        s.cached_bytes += n * kClassSize[c];
+      }
+    }
+  }
+  s.small_blocks = out_blocks > s.cached_blocks ? out_blocks - s.cached_blocks : 0;
+  s.small_bytes = out_bytes > s.cached_bytes ? out_bytes - s.cached_bytes : 0;
+  {
+    LockGuard g(h->medium.lock);
+    s.medium_blocks = h->medium.blocks;
+    s.medium_bytes = h->medium.bytes;
+  }
+  {
+    LockGuard g(h->large.lock);
+    s.large_blocks = h->large.count;
+    s.large_bytes = h->large.bytes;
+  }
+  s.in_use_bytes = s.small_bytes + s.medium_bytes + s.large_bytes;
+  s.peak_in_use_bytes = h->peak_central_bytes.load(std::memory_order_relaxed);
+  s.os_reserved_bytes = h->os_bytes.load(std::memory_order_relaxed);
+  s.peak_os_reserved_bytes = h->peak_os_bytes.load(std::memory_order_relaxed);
+  s.os_map_calls = h->map_calls.load(std::memory_order_relaxed);
+  std::size_t n = out->size < sizeof s ? out->size : sizeof s;
+  std::memcpy(out, &s, n);
+  out->size = n;
+  return 0;
+}
+
+STRATA_API void strata_print_summary(strata_pool_t* pool, int fd) noexcept {
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  if (strata_heap_summary(pool, &s) != 0) return;
+  MessageBuilder m;
+  m.str(pool ? "strata pool " : "strata process heap").str(pool ? "" : "");
+  if (pool) m.ptr(pool);
+  m.str(" summary\n");
+  m.str("  in use:        ").bytes(s.in_use_bytes).str(" (peak handed out ").bytes(s.peak_in_use_bytes).str(")\n");
+  m.str("  small blocks:  ").dec(s.small_blocks).str(", ").bytes(s.small_bytes).str("\n");
+  m.str("  medium blocks: ").dec(s.medium_blocks).str(", ").bytes(s.medium_bytes).str("\n");
+  m.str("  large blocks:  ").dec(s.large_blocks).str(", ").bytes(s.large_bytes).str("\n");
+  m.str("  thread caches: ").dec(s.thread_caches).str(" holding ").dec(s.cached_blocks).str(" free blocks, ")
+      .bytes(s.cached_bytes).str("\n");
+  m.str("  from the OS:   ").bytes(s.os_reserved_bytes).str(" mapped now, peak ").bytes(s.peak_os_reserved_bytes)
+      .str(", ").dec(s.os_map_calls).str(" mmap calls\n");
+  m.write(fd);
+}
+
+}  // extern "C"

@@ -1,0 +1,61 @@
+// strata — compile-time configuration: every constant that ties the layout
+// together, with static_asserts for the relations between them.
+// Layer: bottom (included by everything in mm/src).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#ifndef STRATA_DEBUG_LEVEL
+#define STRATA_DEBUG_LEVEL 0
+#endif
+
+namespace strata::detail {
+
+inline constexpr int kDebugLevel = STRATA_DEBUG_LEVEL;
+
+// Vocabulary (see docs/design.md):
+//   chunk   64 KiB of address space, 64 KiB aligned; the unit of the chunk map.
+//   span    one chunk holding equal-size small blocks of one size class.
+//   pool    (medium) a 1.25 MiB mapping carved into 256-byte-granular blocks.
+//   large   a block with a mapping of its own.
+//   heap    the object that owns all of the above plus its thread caches.
+inline constexpr unsigned kChunkShift = 16;
+inline constexpr std::size_t kChunkSize = std::size_t{1} << kChunkShift;
+inline constexpr std::size_t kPageSize = 4096;
+inline constexpr std::size_t kMinAlign = 16;
+
+// User address space covered by the chunk map: 48 bits (x86-64 4-level paging;
+// mmap never returns higher addresses without a hint).
+inline constexpr unsigned kAddressBits = 48;
+
+// ---- small tier ----
+inline constexpr std::size_t kMaxSmallSize = 2624;       // largest small block (bytes)
+inline constexpr std::size_t kSpanHeaderSize = 256;      // first block offset inside a span
+inline constexpr std::size_t kSpanSize = kChunkSize;     // one span == one chunk
+inline constexpr std::size_t kThreadCacheBytesPerClass = 8192;  // batch = this / block size (clamped)
+inline constexpr unsigned kFreeSpansKept = 16;           // empty spans a heap keeps mapped (hysteresis)
+
+// ---- medium tier ----
+inline constexpr std::size_t kMediumGranule = 256;
+inline constexpr std::size_t kMediumHeaderSize = 16;     // boundary tag before each medium block
+inline constexpr std::size_t kMediumPoolSize = 20 * kChunkSize;  // 1.25 MiB
+// Pool data starts so that (data + header) is 4 KiB aligned: user pointers of
+// medium blocks are then 256-byte aligned, which aligned allocation builds on.
+inline constexpr std::size_t kMediumDataOffset = kPageSize - kMediumHeaderSize;
+inline constexpr std::size_t kMediumPoolGranules =
+    (kMediumPoolSize - kMediumDataOffset - kMediumHeaderSize) / kMediumGranule;
+inline constexpr std::size_t kMaxMediumBlock = 260 * 1024;          // block bytes incl. header
+inline constexpr std::size_t kMaxMediumSize = kMaxMediumBlock - kMediumHeaderSize;  // user bytes
+inline constexpr unsigned kMediumBins = 1024;
+inline constexpr unsigned kEmptyMediumPoolsKept = 1;
+
+// ---- large tier ----
+inline constexpr std::size_t kLargeHeaderSize = 64;
+
+static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
+static_assert(kMaxMediumBlock % kMediumGranule == 0);
+static_assert(kMaxMediumBlock / kMediumGranule <= kMediumPoolGranules);
+static_assert(kMaxSmallSize % kMinAlign == 0);
+static_assert(kMediumPoolSize % kChunkSize == 0);
+
+}  // namespace strata::detail

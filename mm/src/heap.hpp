@@ -1,0 +1,245 @@
+// strata — the heap object and everything it owns.
+//
+// A Heap owns every byte it takes from the OS: small spans, medium pools,
+// large blocks, its thread caches and its bookkeeping.  The process heap
+// (g_default_heap, static), a module's private heap and an explicit pool
+// (strata_pool_t, mapped) are all Heaps; destroying one unmaps everything it
+// owns (heap_destroy).  Invariants are written above each structure.
+//
+// Layer: heap.hpp is included by small/medium/large/heap/api .cpp files.
+#pragma once
+#include <strata/strata.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "check.hpp"
+#include "chunk_map.hpp"
+#include "config.hpp"
+#include "lock.hpp"
+#include "size_classes.hpp"
+
+namespace strata::detail {
+
+struct Heap;
+
+// A free small block.  word 0 links it; word 1 holds the free cookie
+// (address ^ g_secret) while the block is free and 0 once handed out, which
+// makes a double free detectable in O(1) without touching any other memory.
+struct Block {
+  Block* next;
+  std::uintptr_t cookie;
+};
+
+// Relaxed atomic counters written by one owner and read by reporters.
+struct Counter32 {
+  std::atomic<std::uint32_t> v{0};
+  std::uint32_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+  void set(std::uint32_t x) noexcept { v.store(x, std::memory_order_relaxed); }
+};
+
+// ---- small tier --------------------------------------------------------
+// A span: one 64 KiB chunk of one size class, header at offset 0, blocks from
+// kSpanHeaderSize on.  Invariants (under its class lock):
+//   [S1] used == blocks carved - |free_list| - (nothing else)     O(n)
+//   [S2] in_partial == (free_list != null || carved < capacity)   O(1)
+//   [S3] carved <= capacity; carved only grows while the span is assigned
+struct Span {
+  Heap* heap;                          // owner; read by the free fast path
+  std::uint32_t block_size;            // bytes per block
+  std::uint32_t recip;                 // class_reciprocal(size_class)
+  std::atomic<std::uint32_t> carved;   // blocks ever handed out of the bump area
+  std::uint32_t capacity;              // blocks_per_span(size_class)
+  std::uint8_t size_class;
+  bool in_partial;                     // on its class's partial list
+  bool assigned;                       // false while on the heap's free-span list
+  Counter32 used;                      // blocks out of the span (in caches or in use)
+  Block* free_list;                    // blocks returned to the span
+  Span* next;                          // class partial list / heap free-span list
+  Span* prev;
+  Span* all_next;                      // every span of the heap (span_lock)
+  Span* all_prev;
+};
+static_assert(sizeof(Span) <= kSpanHeaderSize);
+
+struct alignas(64) SizeClass {
+  Lock lock;
+  Span* partial = nullptr;               // spans with a free or uncarved block
+  std::atomic<Block*> pending{nullptr};  // blocks freed while the lock was busy (FastMM5)
+  std::uint32_t span_count = 0;          // spans assigned to this class
+};
+
+struct CacheBin {
+  Block* head;
+  Counter32 count;
+  std::uint32_t max;
+};
+
+// A thread's cache of free small blocks for one heap.  Owned by the heap
+// (carved from its metadata), reached by the thread through t_cache (process
+// heap) or the heap's slot directory (pools).
+struct ThreadCache {
+  Heap* heap;
+  std::uint32_t slot;  // thread slot it belongs to
+  ThreadCache* next;   // heap->caches list (meta_lock)
+  ThreadCache* prev;
+  CacheBin bins[kNumClasses];
+};
+
+// ---- medium tier -------------------------------------------------------
+// Every medium block starts with a 16-byte boundary tag; blocks tile the pool
+// data area exactly, ending with an in-use sentinel tag of size 0.
+//   [M1] size_flags & kSizeMask is a multiple of 256, > 0 except the sentinel
+//   [M2] no two free blocks are adjacent (coalesced on free)
+//   [M3] kPrevFree is set iff the previous block is free; then prev_size is its size
+//   [M4] starts bit g is set iff an in-use block starts at granule g
+struct MediumTag {
+  std::size_t prev_size;   // size of the previous block when it is free
+  std::size_t size_flags;  // block size (incl. tag) | kInUse | kPrevFree
+};
+inline constexpr std::size_t kInUse = 1, kPrevFree = 2, kSizeMask = ~std::size_t{255};
+
+struct MediumFree {
+  MediumTag tag;
+  MediumFree* next;  // bin list
+  MediumFree* prev;
+};
+
+inline constexpr std::uint64_t kMediumPoolMagic = 0x5354524d504f4f4cull;  // "STRMPOOL"
+struct MediumPool {
+  std::uint64_t magic;
+  Heap* heap;
+  MediumPool* next;
+  MediumPool* prev;
+  std::size_t used_blocks;
+  std::size_t used_bytes;
+  std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
+};
+static_assert(sizeof(MediumPool) <= kMediumDataOffset);
+
+struct MediumTier {
+  Lock lock;
+  MediumPool* pools = nullptr;
+  std::size_t pool_count = 0;
+  std::size_t empty_pools = 0;
+  std::size_t blocks = 0;  // in use
+  std::size_t bytes = 0;   // in use (block sizes incl. tag)
+  std::uint32_t group_mask = 0;
+  std::uint32_t bin_mask[kMediumBins / 32] = {};
+  MediumFree* bins[kMediumBins] = {};
+};
+
+// ---- large tier --------------------------------------------------------
+inline constexpr std::uint64_t kLargeMagic = 0x5354524c41524745ull;  // "STRLARGE"
+struct LargeBlock {
+  std::uint64_t magic;
+  Heap* heap;
+  LargeBlock* next;
+  LargeBlock* prev;
+  char* base;            // start of the mapping (64 KiB aligned); the header lies inside it
+  std::size_t map_size;  // bytes mapped, multiple of 64 KiB
+  void* user;            // the pointer handed out; the header sits just below it
+};
+static_assert(sizeof(LargeBlock) <= kLargeHeaderSize);
+
+struct LargeTier {
+  Lock lock;
+  LargeBlock* blocks = nullptr;
+  std::size_t count = 0;
+  std::size_t bytes = 0;  // mapped bytes of live large blocks
+};
+
+// ---- the heap ----------------------------------------------------------
+struct MetaRegion {
+  MetaRegion* next;
+  std::size_t size;
+};
+
+inline constexpr std::uint64_t kHeapMagic = 0x5354524148454150ull;  // "STRAHEAP"
+inline constexpr unsigned kSlotsPerDirPage = 256;
+inline constexpr unsigned kMaxThreadSlots = 65536;
+
+struct Heap {
+  std::uint64_t magic = kHeapMagic;
+  bool is_pool = false;
+  Heap* next = nullptr;  // g_heaps list
+  Heap* prev = nullptr;
+  SizeClass classes[kNumClasses];
+  MediumTier medium;
+  LargeTier large;
+
+  Lock span_lock;
+  Span* all_spans = nullptr;
+  Span* free_spans = nullptr;
+  std::size_t free_span_count = 0;
+  std::size_t span_count = 0;
+
+  Lock meta_lock;
+  MetaRegion* meta_regions = nullptr;
+  char* meta_cursor = nullptr;
+  char* meta_end = nullptr;
+  ThreadCache* free_caches = nullptr;
+  ThreadCache* caches = nullptr;
+  std::size_t cache_count = 0;
+  std::atomic<ThreadCache**> dir[kMaxThreadSlots / kSlotsPerDirPage] = {};
+
+  std::atomic<std::size_t> os_bytes{0};
+  std::atomic<std::size_t> peak_os_bytes{0};
+  std::atomic<std::size_t> map_calls{0};
+  std::atomic<std::size_t> central_bytes{0};  // bytes handed out by the shared tiers (incl. cached)
+  std::atomic<std::size_t> peak_central_bytes{0};
+};
+
+extern Heap g_default_heap;
+extern ThreadCache g_empty_cache;  // all bins empty, heap == nullptr: forces the slow path
+extern std::uintptr_t g_secret;    // per-process random, for free cookies
+
+extern __thread ThreadCache* t_cache;  // the process heap's cache of this thread
+
+// ---- heap.cpp ----
+void ensure_process_init() noexcept;
+ThreadCache* cache_for(Heap* h) noexcept;          // the calling thread's cache of h, created on demand; may be null
+ThreadCache* cache_lookup(Heap* h) noexcept;       // existing cache or null
+Heap* heap_create() noexcept;
+void heap_destroy(Heap* h) noexcept;
+void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner_or_null, const char* name) noexcept;
+void heap_unmap(Heap* h, void* base, std::size_t size) noexcept;
+void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept;
+void cache_flush_all(ThreadCache* tc) noexcept;
+
+// ---- small.cpp ----
+void* small_alloc_slow(Heap* h, unsigned c) noexcept;        // refill cache or allocate from the class directly
+void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
+void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
+void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
+void small_release_all(Heap* h) noexcept;
+void small_reset_locks(Heap* h, bool lock_them) noexcept;
+
+// ---- medium.cpp ----
+void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept;
+// Validates p as the start of a live block of `pool`: STRATA_ERROR_NONE, or
+// the error (interior pointer, double free, corruption).
+strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept;
+// Frees p after validating it under the tier lock; returns the error if invalid.
+strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
+bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept;
+std::size_t medium_usable(const void* p) noexcept;
+void medium_release_all(Heap* h) noexcept;
+
+// ---- large.cpp ----
+void* large_alloc(Heap* h, std::size_t size, std::size_t align) noexcept;
+void large_free(Heap* h, LargeBlock* lb) noexcept;
+// Resizes in place (mremap without moving); true on success.
+bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
+// Moves the block to a new mapping of at least new_size usable bytes without
+// copying (mremap); returns the new user pointer or null.
+void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
+inline std::size_t large_usable(const LargeBlock* lb) noexcept {
+  return static_cast<std::size_t>(lb->base + lb->map_size - static_cast<char*>(lb->user));
+}
+void large_release_all(Heap* h) noexcept;
+
+inline std::size_t align_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) & ~(a - 1); }
+
+}  // namespace strata::detail

@@ -1,0 +1,301 @@
+// strata — the medium tier: 1.25 MiB pools carved into 256-byte-granular
+// blocks with boundary tags, 1024 size bins found through a two-level bitmap,
+// neighbours coalesced on free, one lock per heap for the tier (FastMM).
+// Empty pools are returned to the OS beyond kEmptyMediumPoolsKept.
+#include "heap.hpp"
+
+namespace strata::detail {
+
+namespace {
+
+inline unsigned bin_index(std::size_t bytes) noexcept {
+  std::size_t g = bytes / kMediumGranule;
+  return static_cast<unsigned>((g > kMediumBins ? kMediumBins : g) - 1);
+}
+inline std::size_t size_of(const MediumTag* t) noexcept { return t->size_flags & kSizeMask; }
+inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>(p); }
+inline char* data_of(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
+inline char* data_end(MediumPool* pool) noexcept { return data_of(pool) + kMediumPoolGranules * kMediumGranule; }
+
+void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
+  auto* f = reinterpret_cast<MediumFree*>(block);
+  unsigned i = bin_index(size);
+  f->prev = nullptr;
+  f->next = m.bins[i];
+  if (f->next) f->next->prev = f;
+  m.bins[i] = f;
+  m.bin_mask[i / 32] |= 1u << (i % 32);
+  m.group_mask |= 1u << (i / 32);
+}
+
+void bin_remove(MediumTier& m, char* block) noexcept {
+  auto* f = reinterpret_cast<MediumFree*>(block);
+  unsigned i = bin_index(size_of(&f->tag));
+  if (f->prev) f->prev->next = f->next; else m.bins[i] = f->next;
+  if (f->next) f->next->prev = f->prev;
+  if (!m.bins[i]) {
+    m.bin_mask[i / 32] &= ~(1u << (i % 32));
+    if (!m.bin_mask[i / 32]) m.group_mask &= ~(1u << (i / 32));
+  }
+}
+
+// Smallest free block of at least `need` bytes (lock held).
+char* bin_find(MediumTier& m, std::size_t need) noexcept {
+  unsigned i = bin_index(need);
+  unsigned g = i / 32;
+  std::uint32_t mask = m.bin_mask[g] & (~0u << (i % 32));
+  if (!mask) {
+    std::uint32_t gm = g == 31 ? 0 : (m.group_mask & (~0u << (g + 1)));
+    if (!gm) return nullptr;
+    g = static_cast<unsigned>(__builtin_ctz(gm));
+    mask = m.bin_mask[g];
+  }
+  unsigned b = g * 32 + static_cast<unsigned>(__builtin_ctz(mask));
+  if (b == kMediumBins - 1) {  // the last bin holds every size from 256 KiB up: first fit
+    for (MediumFree* f = m.bins[b]; f; f = f->next)
+      if (size_of(&f->tag) >= need) return reinterpret_cast<char*>(f);
+    return nullptr;
+  }
+  return reinterpret_cast<char*>(m.bins[b]);
+}
+
+inline std::size_t granule_of(MediumPool* pool, char* block) noexcept {
+  return static_cast<std::size_t>(block - data_of(pool)) / kMediumGranule;
+}
+inline void set_start(MediumPool* pool, char* block) noexcept {
+  std::size_t g = granule_of(pool, block);
+  pool->starts[g / 64] |= std::uint64_t{1} << (g % 64);
+}
+inline void clear_start(MediumPool* pool, char* block) noexcept {
+  std::size_t g = granule_of(pool, block);
+  pool->starts[g / 64] &= ~(std::uint64_t{1} << (g % 64));
+}
+inline bool is_start(MediumPool* pool, char* block) noexcept {
+  std::size_t g = granule_of(pool, block);
+  return (pool->starts[g / 64] >> (g % 64)) & 1;
+}
+
+MediumPool* pool_create(Heap* h) noexcept {
+  void* mem = heap_map(h, kMediumPoolSize, ChunkKind::kMedium, nullptr, "strata:medium");
+  if (!mem) return nullptr;
+  auto* pool = static_cast<MediumPool*>(mem);
+  pool->magic = kMediumPoolMagic;
+  pool->heap = h;
+  pool->used_blocks = pool->used_bytes = 0;
+  MediumTier& m = h->medium;
+  pool->prev = nullptr;
+  pool->next = m.pools;
+  if (m.pools) m.pools->prev = pool;
+  m.pools = pool;
+  m.pool_count++;
+  m.empty_pools++;
+  char* data = data_of(pool);
+  std::size_t size = kMediumPoolGranules * kMediumGranule;
+  tag_at(data)->prev_size = 0;
+  tag_at(data)->size_flags = size;
+  MediumTag* sentinel = tag_at(data + size);
+  sentinel->prev_size = size;
+  sentinel->size_flags = kInUse | kPrevFree;
+  bin_insert(m, data, size);
+  return pool;
+}
+
+void pool_destroy_locked(Heap* h, MediumPool* pool) noexcept {
+  MediumTier& m = h->medium;
+  if (pool->prev) pool->prev->next = pool->next; else m.pools = pool->next;
+  if (pool->next) pool->next->prev = pool->prev;
+  m.pool_count--;
+  pool->magic = 0;
+  heap_unmap(h, pool, kMediumPoolSize);
+}
+
+strata_error_kind check_locked(MediumPool* pool, const void* p) noexcept {
+  if (pool->magic != kMediumPoolMagic) return STRATA_ERROR_CORRUPTION;
+  char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
+  if (block < data_of(pool) || block >= data_end(pool)) return STRATA_ERROR_INTERIOR_POINTER;
+  if ((block - data_of(pool)) % kMediumGranule) return STRATA_ERROR_INTERIOR_POINTER;
+  if (is_start(pool, block)) {
+    if (!(tag_at(block)->size_flags & kInUse) || size_of(tag_at(block)) == 0) return STRATA_ERROR_CORRUPTION;
+    return STRATA_ERROR_NONE;
+  }
+  // Not a live block start: a freed block's tag still says "free" unless a
+  // neighbour's coalescing overwrote it.
+  std::size_t sz = size_of(tag_at(block));
+  if (!(tag_at(block)->size_flags & kInUse) && sz && sz <= static_cast<std::size_t>(data_end(pool) - block))
+    return STRATA_ERROR_DOUBLE_FREE;
+  return STRATA_ERROR_INTERIOR_POINTER;
+}
+
+}  // namespace
+
+strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
+  LockGuard g(pool->heap->medium.lock);
+  return check_locked(pool, p);
+}
+
+void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
+  std::size_t need = align_up(size + kMediumHeaderSize, kMediumGranule);
+  std::size_t search = align > kMediumGranule ? need + align - kMediumGranule : need;
+  if (search > kMediumPoolGranules * kMediumGranule) return nullptr;
+  MediumTier& m = h->medium;
+  char* block;
+  {
+    LockGuard g(m.lock);
+    block = bin_find(m, search);
+    if (!block) {
+      if (!pool_create(h)) return nullptr;
+      block = bin_find(m, search);
+      STRATA_CHECK(block, "fresh medium pool has no fitting block");
+    }
+    auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+    bin_remove(m, block);
+    std::size_t fsize = size_of(tag_at(block));
+    std::size_t prev_flag = tag_at(block)->size_flags & kPrevFree;  // always 0: free blocks never touch
+    if (align > kMediumGranule) {
+      auto user = align_up(reinterpret_cast<std::uintptr_t>(block) + kMediumHeaderSize, align);
+      std::size_t lead = user - kMediumHeaderSize - reinterpret_cast<std::uintptr_t>(block);
+      if (lead) {  // a multiple of 256: user pointers of medium blocks are 256-aligned
+        tag_at(block)->size_flags = lead | prev_flag;
+        bin_insert(m, block, lead);
+        block += lead;
+        fsize -= lead;
+        tag_at(block)->prev_size = lead;
+        prev_flag = kPrevFree;
+      }
+    }
+    if (fsize - need >= kMediumGranule) {
+      char* rem = block + need;
+      std::size_t rsize = fsize - need;
+      tag_at(rem)->size_flags = rsize;
+      tag_at(rem + rsize)->prev_size = rsize;  // its kPrevFree is already set
+      bin_insert(m, rem, rsize);
+      fsize = need;
+    } else {
+      tag_at(block + fsize)->size_flags &= ~kPrevFree;
+    }
+    tag_at(block)->size_flags = fsize | kInUse | prev_flag;
+    set_start(pool, block);
+    if (pool->used_blocks++ == 0) m.empty_pools--;
+    pool->used_bytes += fsize;
+    m.blocks++;
+    m.bytes += fsize;
+    need = fsize;
+  }
+  heap_account_central(h, static_cast<std::ptrdiff_t>(need));
+  return block + kMediumHeaderSize;
+}
+
+strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
+  MediumTier& m = h->medium;
+  std::size_t freed;
+  {
+    LockGuard g(m.lock);
+    strata_error_kind err = check_locked(pool, p);
+    if (err != STRATA_ERROR_NONE) return err;
+    char* block = static_cast<char*>(p) - kMediumHeaderSize;
+    std::size_t fsize = size_of(tag_at(block));
+    freed = fsize;
+    clear_start(pool, block);
+    pool->used_blocks--;
+    pool->used_bytes -= fsize;
+    m.blocks--;
+    m.bytes -= fsize;
+    char* next = block + fsize;
+    if (!(tag_at(next)->size_flags & kInUse)) {
+      bin_remove(m, next);
+      fsize += size_of(tag_at(next));
+    }
+    if (tag_at(block)->size_flags & kPrevFree) {
+      char* prev = block - tag_at(block)->prev_size;
+      bin_remove(m, prev);
+      fsize += size_of(tag_at(prev));
+      tag_at(block)->size_flags &= ~kInUse;  // leave a "free" tag behind for double-free diagnosis
+      block = prev;
+    }
+    tag_at(block)->size_flags = fsize;
+    MediumTag* after = tag_at(block + fsize);
+    after->size_flags |= kPrevFree;
+    after->prev_size = fsize;
+    if (pool->used_blocks == 0) {
+      if (m.empty_pools >= kEmptyMediumPoolsKept) {
+        pool_destroy_locked(h, pool);
+      } else {
+        m.empty_pools++;
+        bin_insert(m, block, fsize);
+      }
+    } else {
+      bin_insert(m, block, fsize);
+    }
+  }
+  heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
+  return STRATA_ERROR_NONE;
+}
+
+bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept {
+  MediumTier& m = h->medium;
+  std::size_t need = align_up(new_size + kMediumHeaderSize, kMediumGranule);
+  std::ptrdiff_t delta;
+  {
+    LockGuard g(m.lock);
+    char* block = static_cast<char*>(p) - kMediumHeaderSize;
+    std::size_t fsize = size_of(tag_at(block));
+    std::size_t flags = tag_at(block)->size_flags & ~kSizeMask;
+    if (need <= fsize) {
+      if (fsize - need < kMediumGranule) return true;
+      // Shrink: the tail becomes free, merged with a free right neighbour.
+      char* tail = block + need;
+      std::size_t tsize = fsize - need;
+      char* next = block + fsize;
+      if (!(tag_at(next)->size_flags & kInUse)) {
+        bin_remove(m, next);
+        tsize += size_of(tag_at(next));
+      }
+      tag_at(tail)->size_flags = tsize;
+      tag_at(tail + tsize)->size_flags |= kPrevFree;
+      tag_at(tail + tsize)->prev_size = tsize;
+      bin_insert(m, tail, tsize);
+      tag_at(block)->size_flags = need | flags;
+      delta = -static_cast<std::ptrdiff_t>(fsize - need);
+    } else {
+      char* next = block + fsize;
+      if (tag_at(next)->size_flags & kInUse) return false;
+      std::size_t nsize = size_of(tag_at(next));
+      if (fsize + nsize < need) return false;
+      bin_remove(m, next);
+      std::size_t total = fsize + nsize;
+      if (total - need >= kMediumGranule) {
+        char* rem = block + need;
+        std::size_t rsize = total - need;
+        tag_at(rem)->size_flags = rsize;
+        tag_at(rem + rsize)->prev_size = rsize;
+        bin_insert(m, rem, rsize);
+        total = need;
+      } else {
+        tag_at(block + total)->size_flags &= ~kPrevFree;
+      }
+      tag_at(block)->size_flags = total | flags;
+      delta = static_cast<std::ptrdiff_t>(total - fsize);
+    }
+    pool->used_bytes += static_cast<std::size_t>(delta);
+    m.bytes += static_cast<std::size_t>(delta);
+  }
+  heap_account_central(h, delta);
+  return true;
+}
+
+std::size_t medium_usable(const void* p) noexcept {
+  const auto* t = reinterpret_cast<const MediumTag*>(static_cast<const char*>(p) - kMediumHeaderSize);
+  return (t->size_flags & kSizeMask) - kMediumHeaderSize;
+}
+
+void medium_release_all(Heap* h) noexcept {
+  MediumPool* pool = h->medium.pools;
+  while (pool) {
+    MediumPool* next = pool->next;
+    heap_unmap(h, pool, kMediumPoolSize);
+    pool = next;
+  }
+  h->medium.pools = nullptr;
+}
+
+}  // namespace strata::detail

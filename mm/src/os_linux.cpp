@@ -1,0 +1,125 @@
+// strata — Linux implementation of the OS layer (os.hpp).
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.hpp"
+#include "os.hpp"
+
+extern char** environ;
+
+namespace strata::detail::os {
+
+void* map_aligned(std::size_t size, std::size_t align) noexcept {
+  int saved = errno;
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = saved;
+    return nullptr;
+  }
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if ((a & (align - 1)) == 0) return p;
+  // Not aligned: map again with slack and trim both ends.
+  ::munmap(p, size);
+  std::size_t big = size + align - kPageSize;
+  if (big < size) return nullptr;
+  p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = saved;
+    return nullptr;
+  }
+  a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t aligned = (a + align - 1) & ~(align - 1);
+  if (aligned > a) ::munmap(p, aligned - a);
+  std::uintptr_t end = a + big, aend = aligned + size;
+  if (end > aend) ::munmap(reinterpret_cast<void*>(aend), end - aend);
+  errno = saved;
+  return reinterpret_cast<void*>(aligned);
+}
+
+void unmap(void* addr, std::size_t size) noexcept {
+  int saved = errno;
+  ::munmap(addr, size);
+  errno = saved;
+}
+
+bool remap_in_place(void* addr, std::size_t old_size, std::size_t new_size) noexcept {
+  int saved = errno;
+  void* p = ::mremap(addr, old_size, new_size, 0);
+  errno = saved;
+  return p != MAP_FAILED;
+}
+
+void* remap_move_aligned(void* addr, std::size_t old_size, std::size_t new_size, std::size_t align) noexcept {
+  int saved = errno;
+  // Reserve an aligned destination, then move the pages onto it.
+  void* dest = map_aligned(new_size, align);
+  if (!dest) return nullptr;
+  void* p = ::mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+  errno = saved;
+  if (p == MAP_FAILED) {
+    ::munmap(dest, new_size);
+    return nullptr;
+  }
+  return p;
+}
+
+void discard(void* addr, std::size_t size) noexcept {
+  int saved = errno;
+  ::madvise(addr, size, MADV_DONTNEED);
+  errno = saved;
+}
+
+void name_region(void* addr, std::size_t size, const char* name) noexcept {
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+  int saved = errno;
+  ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, size, name);
+  errno = saved;
+}
+
+void futex_wait(const void* addr, std::uint32_t expected) noexcept {
+  int saved = errno;
+  ::syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  errno = saved;
+}
+
+void futex_wake_one(const void* addr) noexcept {
+  int saved = errno;
+  ::syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  errno = saved;
+}
+
+std::uint64_t random_u64() noexcept {
+  int saved = errno;
+  std::uint64_t v = 0;
+  if (::syscall(SYS_getrandom, &v, sizeof v, GRND_NONBLOCK) != static_cast<long>(sizeof v)) {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    v = static_cast<std::uint64_t>(ts.tv_nsec) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<std::uintptr_t>(&v) ^
+        (static_cast<std::uint64_t>(ts.tv_sec) << 32);
+  }
+  errno = saved;
+  return v | 1;
+}
+
+const char* getenv_raw(const char* name) noexcept {
+  char** env = environ;
+  if (!env) return nullptr;
+  for (; *env; ++env) {
+    const char* e = *env;
+    const char* n = name;
+    while (*n && *e == *n) ++e, ++n;
+    if (!*n && *e == '=') return e + 1;
+  }
+  return nullptr;
+}
+
+}  // namespace strata::detail::os
