@@ -1,0 +1,45 @@
+// The chunk map: entries set and cleared over whole ranges, lookups of
+// addresses nobody mapped, and of addresses beyond 48 bits.
+#include <sys/mman.h>
+
+#include <catch2/catch.hpp>
+
+#include "chunk_map.hpp"
+#include "os.hpp"
+
+using namespace strata::detail;
+
+TEST_CASE("set_range/clear_range cover exactly the chunks of the range") {
+  std::size_t size = 8 * kChunkSize;
+  void* mem = os::map_aligned(size, kChunkSize);
+  REQUIRE(mem);
+  auto a = reinterpret_cast<std::uintptr_t>(mem);
+  REQUIRE(chunk_map::lookup(a) == 0);
+  std::uintptr_t e = chunk_map::make(mem, ChunkKind::kLarge);
+  REQUIRE(chunk_map::set_range(mem, size, e));
+  for (std::uintptr_t p = a; p < a + size; p += 4096) REQUIRE(chunk_map::lookup(p) == e);
+  CHECK(chunk_map::kind_of(chunk_map::lookup(a + size - 1)) == ChunkKind::kLarge);
+  CHECK(chunk_map::owner_of<void>(chunk_map::lookup(a + size / 2)) == mem);
+  CHECK(chunk_map::lookup(a + size) != e);
+  CHECK(chunk_map::lookup(a - 1) != e);
+  chunk_map::clear_range(mem, size);
+  CHECK(chunk_map::kind_of(chunk_map::lookup(a)) == ChunkKind::kFreed);
+  os::unmap(mem, size);
+}
+
+TEST_CASE("addresses nobody mapped, and non-canonical ones, are unknown") {
+  int local = 0;
+  CHECK(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(&local)) == 0);
+  CHECK(chunk_map::lookup(0) == 0);
+  CHECK(chunk_map::lookup(~std::uintptr_t{0}) == 0);
+  CHECK(chunk_map::lookup(std::uintptr_t{1} << 48) == 0);
+}
+
+TEST_CASE("map_aligned honours large alignments") {
+  for (std::size_t align : {kChunkSize, std::size_t{1} << 20, std::size_t{1} << 22}) {
+    void* p = os::map_aligned(kChunkSize, align);
+    REQUIRE(p);
+    CHECK((reinterpret_cast<std::uintptr_t>(p) & (align - 1)) == 0);
+    os::unmap(p, kChunkSize);
+  }
+}
