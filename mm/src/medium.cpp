@@ -126,6 +126,42 @@ strata_error_kind check_locked(MediumPool* pool, const void* p) noexcept {
   return STRATA_ERROR_INTERIOR_POINTER;
 }
 
+// [M1]-[M4] over one pool: O(pool).  Run at debug level 3 after every change.
+void validate_pool_locked(MediumTier& m, MediumPool* pool) noexcept {
+  char* b = data_of(pool);
+  bool prev_free = false;
+  std::size_t prev_size = 0, used = 0, used_bytes = 0;
+  while (b < data_end(pool)) {
+    MediumTag* t = tag_at(b);
+    std::size_t sz = size_of(t);
+    STRATA_CHECK(sz && sz % kMediumGranule == 0 && sz <= static_cast<std::size_t>(data_end(pool) - b), "[M1] medium tag size");
+    STRATA_CHECK(((t->size_flags & kPrevFree) != 0) == prev_free, "[M3] kPrevFree mismatch");
+    if (prev_free) STRATA_CHECK(t->prev_size == prev_size, "[M3] prev_size mismatch");
+    bool in_use = t->size_flags & kInUse;
+    STRATA_CHECK(is_start(pool, b) == in_use, "[M4] start bitmap mismatch");
+    STRATA_CHECK(in_use || !prev_free, "[M2] two adjacent free blocks");
+    if (!in_use) {
+      bool found = false;
+      for (MediumFree* f = m.bins[bin_index(sz)]; f && !found; f = f->next) found = reinterpret_cast<char*>(f) == b;
+      STRATA_CHECK(found, "free medium block missing from its bin");
+    } else {
+      used++;
+      used_bytes += sz;
+    }
+    prev_free = !in_use;
+    prev_size = sz;
+    b += sz;
+  }
+  STRATA_CHECK(b == data_end(pool), "medium blocks do not tile the pool");
+  STRATA_CHECK(size_of(tag_at(b)) == 0 && (tag_at(b)->size_flags & kInUse), "medium sentinel overwritten");
+  STRATA_CHECK(used == pool->used_blocks && used_bytes == pool->used_bytes, "medium pool counters");
+}
+
+inline void maybe_validate(MediumTier& m, MediumPool* pool) noexcept {
+  if constexpr (kDebugLevel >= 3) validate_pool_locked(m, pool);
+  else (void)m, (void)pool;
+}
+
 }  // namespace
 
 strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
@@ -180,6 +216,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
     m.blocks++;
     m.bytes += fsize;
     need = fsize;
+    maybe_validate(m, pool);
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(need));
   return block + kMediumHeaderSize;
@@ -225,6 +262,7 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
       }
     } else {
       bin_insert(m, block, fsize);
+      maybe_validate(m, pool);
     }
   }
   heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
@@ -278,6 +316,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
     }
     pool->used_bytes += static_cast<std::size_t>(delta);
     m.bytes += static_cast<std::size_t>(delta);
+    maybe_validate(m, pool);
   }
   heap_account_central(h, delta);
   return true;

@@ -97,6 +97,7 @@ void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
   b->next = s->free_list;
   b->cookie = cookie_of(b);
   s->free_list = b;
+  STRATA_ASSERT_INTERNAL(s->used.get() > 0);
   std::uint32_t used = s->used.get() - 1;
   s->used.set(used);
   if (!s->in_partial) partial_push(sc, s);
@@ -174,6 +175,7 @@ std::uint32_t take_locked(Heap* h, unsigned c, std::uint32_t want, Block** head_
       carved += n;
       s->carved.store(carved, std::memory_order_release);
     }
+    STRATA_ASSERT_INTERNAL(carved <= s->capacity && used <= carved);
     s->used.set(used);
     if (!s->free_list && carved == s->capacity) partial_remove(sc, s);
   }
