@@ -152,7 +152,7 @@ STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
   Block* b = bin.head;
   if (STRATA_LIKELY(b != nullptr)) {
     bin.head = b->next;
-    bin.count.set(bin.count.get() - 1);
+    bin.room++;
     b->cookie = 0;
   }
   return b;
@@ -201,9 +201,7 @@ STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uin
   b->next = bin.head;
   b->cookie = cookie;
   bin.head = b;
-  std::uint32_t n = bin.count.get() + 1;
-  bin.count.set(n);
-  if (STRATA_UNLIKELY(n > bin.max)) cache_overflow(tc, c);
+  if (STRATA_UNLIKELY(--bin.room < 0)) cache_overflow(tc, c);
 }
 
 // Frees a block already classified as valid.
@@ -242,9 +240,11 @@ STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept 
 
 STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
-  std::uintptr_t e = chunk_map::lookup(a);
-  if (STRATA_LIKELY(chunk_map::kind_of(e) == ChunkKind::kSmall)) {
-    Span* s = span_of(p);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  std::uintptr_t chunk = a & ~(kChunkSize - 1);
+  // A span's entry is its own address tagged kSmall.
+  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)))) {
+    Span* s = reinterpret_cast<Span*>(chunk);
     std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
     std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
     if (STRATA_LIKELY(s->heap == tc->heap && idx * s->block_size == off &&
@@ -479,7 +479,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
     for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
       s.thread_caches++;
       for (unsigned c = 0; c < kNumClasses; ++c) {
-        std::size_t n = tc->bins[c].count.get();
+        std::size_t n = bin_count(tc->bins[c]);
         s.cached_blocks += n;
         s.cached_bytes += n * kClassSize[c];
       }

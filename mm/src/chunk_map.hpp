@@ -37,6 +37,16 @@ STRATA_FAST_PATH std::uintptr_t lookup(std::uintptr_t addr) noexcept {
   if (STRATA_UNLIKELY(!leaf)) return 0;
   return leaf->entry[(addr >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].load(std::memory_order_relaxed);
 }
+// The fast-path lookup: no range check, the top index is masked instead.  An
+// address above 48 bits then reads some other chunk's entry, so the caller
+// must compare the entry with the chunk it expects (span entries hold the
+// span's own address), which such an address can never match.
+STRATA_FAST_PATH std::uintptr_t lookup_unchecked(std::uintptr_t addr) noexcept {
+  Leaf* leaf = g_top[(addr >> (kChunkShift + kLeafBits)) & ((std::uintptr_t{1} << kTopBits) - 1)].load(
+      std::memory_order_acquire);
+  if (STRATA_UNLIKELY(!leaf)) return 0;
+  return leaf->entry[(addr >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].load(std::memory_order_relaxed);
+}
 inline ChunkKind kind_of(std::uintptr_t entry) noexcept { return static_cast<ChunkKind>(entry & kKindMask); }
 template <class T>
 inline T* owner_of(std::uintptr_t entry) noexcept { return reinterpret_cast<T*>(entry & ~kKindMask); }

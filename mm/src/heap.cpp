@@ -252,7 +252,8 @@ ThreadCache* cache_for(Heap* h) noexcept {
         std::memset(static_cast<void*>(tc), 0, sizeof(ThreadCache));
         tc->heap = h;
         tc->slot = slot;
-        for (unsigned c = 0; c < kNumClasses; ++c) tc->bins[c].max = 2 * batch_for_class(c);
+        for (unsigned c = 0; c < kNumClasses; ++c)
+          tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
         tc->next = h->caches;
         if (h->caches) h->caches->prev = tc;
         h->caches = tc;
@@ -269,13 +270,13 @@ ThreadCache* cache_for(Heap* h) noexcept {
 void cache_flush_all(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumClasses; ++c) {
     CacheBin& bin = tc->bins[c];
-    std::uint32_t n = bin.count.get();
+    std::uint32_t n = static_cast<std::uint32_t>(bin.max - bin.room);
     if (!n) continue;
     Block* head = bin.head;
     Block* tail = head;
     while (tail->next) tail = tail->next;
     bin.head = nullptr;
-    bin.count.set(0);
+    bin.room = bin.max;
     small_return_chain(tc->heap, c, head, tail, n);
   }
 }

@@ -70,11 +70,19 @@ struct alignas(64) SizeClass {
   std::uint32_t span_count = 0;          // spans assigned to this class
 };
 
+// One size class of a thread cache.  `room` counts down as blocks are freed
+// into the bin (count == max - room); the owning thread alone writes it, a
+// reporter reads it racily (see bin_count).
 struct CacheBin {
   Block* head;
-  Counter32 count;
-  std::uint32_t max;
+  std::int32_t room;
+  std::int32_t max;
 };
+// Blocks in a bin, as read by another thread for a report: a relaxed snapshot.
+__attribute__((no_sanitize("thread"))) inline std::uint32_t bin_count(const CacheBin& b) noexcept {
+  std::int32_t n = b.max - *static_cast<const volatile std::int32_t*>(&b.room);
+  return n < 0 ? 0 : static_cast<std::uint32_t>(n);
+}
 
 // A thread's cache of free small blocks for one heap.  Owned by the heap
 // (carved from its metadata), reached by the thread through t_cache (process

@@ -223,7 +223,7 @@ void* small_alloc_slow(Heap* h, unsigned c) noexcept {
     CacheBin& bin = tc->bins[c];
     tail->next = bin.head;
     bin.head = b->next;
-    bin.count.set(bin.count.get() + got - 1);
+    bin.room -= static_cast<std::int32_t>(got - 1);
   }
   b->cookie = 0;
   return b;
@@ -243,7 +243,7 @@ void cache_overflow(ThreadCache* tc, unsigned c) noexcept {
   for (std::uint32_t i = 1; i < n; ++i) tail = tail->next;
   bin.head = tail->next;
   tail->next = nullptr;
-  bin.count.set(bin.count.get() - n);
+  bin.room += static_cast<std::int32_t>(n);
   small_return_chain(tc->heap, c, head, tail, n);
 }
 
