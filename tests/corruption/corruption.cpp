@@ -230,8 +230,9 @@ void check_heap_still_works(std::size_t related_size) {
     st::fill(p, n, st::block_seed(p, n));
     v.push_back({p, n});
   };
-  if (related_size)
-    for (int i = 0; i < 300; ++i) add(related_size);
+  // Enough blocks of the related size to reuse whatever the bad call freed.
+  int count = related_size == 0 ? 0 : related_size <= st::kSmallMax ? 300 : related_size <= 300000 ? 40 : 4;
+  for (int i = 0; i < count; ++i) add(related_size);
   for (std::size_t n : {16, 64, 100, 1000, 2624, 2625, 30000, 50000, 200000, 600000, 2 << 20})
     for (int i = 0; i < 4; ++i) add(n);
   for (const B& b : v) {

@@ -45,8 +45,12 @@ std::vector<std::size_t> boundary_sizes() {
     for (std::size_t d : {1, 15, 16, 17, 48}) v.push_back(b - d);
   }
   // powers of two and page multiples, where internal size classes switch
-  for (std::size_t b = 16; b <= 32 * st::MiB; b *= 2) around(b, 17);
-  for (std::size_t pages = 1; pages <= 80; ++pages) around(pages * 4096, 33);
+  for (std::size_t b = 16; b <= 32 * st::MiB; b *= 2) around(b, b <= 512 * st::KiB ? 17 : 1);
+  for (std::size_t pages = 1; pages <= 80; ++pages)
+    for (std::size_t d : {0, 1, 15, 16, 17, 33}) {
+      v.push_back(pages * 4096 + d);
+      v.push_back(pages * 4096 - d);
+    }
   return v;
 }
 
@@ -77,7 +81,7 @@ TEST_CASE("live blocks of all sizes never overlap and keep their content", "[siz
   std::vector<B> live;
   std::vector<std::size_t> sizes;
   for (std::size_t n = 0; n <= 8 * st::KiB; n += 3) sizes.push_back(n);
-  for (std::size_t n : boundary_sizes()) if (n <= 2 * st::MiB) sizes.push_back(n);
+  for (std::size_t n : boundary_sizes()) if (n <= 300 * st::KiB) sizes.push_back(n);
   for (std::size_t n = 300 * st::KiB; n <= 6 * st::MiB; n = n * 3 / 2) sizes.push_back(n);
   for (std::size_t n : sizes) {
     void* p = strata_malloc(n);
