@@ -19,6 +19,8 @@ time (the two-thread xthread pattern: name ends in /real_time).
 After the benchmarks the binary prints strata's heap summary; it is printed
 here after the table (--no-summary to leave it out).
 
+The strata commit shown is `git log -1` of this repository (or $STRATA_COMMIT).
+
 Only the Python standard library is used.
 """
 
@@ -203,6 +205,8 @@ def print_markdown(header, body, footer, out):
 
 
 def git_commit():
+    if os.environ.get("STRATA_COMMIT"):
+        return os.environ["STRATA_COMMIT"]
     try:
         return subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"], capture_output=True,
                               text=True, check=True).stdout.strip()
@@ -248,6 +252,17 @@ def main():
     print(file=out)
     header, body, footer = build_table(results, rows)
     print_text(header, body, footer, out)
+    xrows = [r for r in rows if r.startswith("xthread/")]
+    if xrows:
+        print(file=out)
+        print("cross-thread throughput (blocks allocated in one thread and freed in another, per second):",
+              file=out)
+        for r in xrows:
+            cells = []
+            for a in ALLOCATORS:
+                ns = results.get((r, a))
+                cells.append(f"{a} {1e3 / ns:.2f} M/s" if ns else f"{a} -")
+            print(f"  {r:<14} " + ", ".join(cells), file=out)
     if args.markdown:
         print(file=out)
         print_markdown(header, body, footer, out)
