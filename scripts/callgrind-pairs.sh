@@ -5,6 +5,7 @@
 #   scripts/callgrind-pairs.sh [build-dir]        (default: ./build)
 #
 # Environment: SIZES="16 64 256 1024"  N1=100000  N2=200000  JOBS=<nproc>
+#              STRATA_COMMIT (shown in the header; default: git log -1)
 #
 # bench/pairs.cpp (target strata_pairs) runs a bare loop of N pairs
 # p = malloc(size); free(p).  Each case runs under callgrind with N1 and with
@@ -86,7 +87,7 @@ wait
 echo "Instructions per malloc+free pair (callgrind Ir): (Ir(N2) - Ir(N1)) / (N2 - N1), N1=$N1, N2=$N2."
 echo "Includes the loop overhead, not subtracted: 9 instructions per pair through malloc/free"
 echo "(2 calls, 2 PLT jumps, 2 movs, add/cmp/jne), 7 for the direct strata API (no PLT jumps)."
-echo "strata commit: $(git log -1 --format='%h %s' 2>/dev/null || echo '?'); valgrind $(valgrind --version | sed 's/valgrind-//')"
+echo "strata commit: ${STRATA_COMMIT:-$(git log -1 --format='%h %s' 2>/dev/null || echo '?')}; valgrind $(valgrind --version | sed 's/valgrind-//')"
 echo
 {
   printf 'allocator'; for size in $SIZES; do printf '\t%s B' "$size"; done; printf '\n'
