@@ -76,10 +76,7 @@ void stamp(void* p, std::size_t n) {
   h->owner = my_index();
   h->magic = kMagic;
   std::uint64_t seed = st::block_seed(p, n);
-  auto* b = static_cast<std::uint8_t*>(p);
-  for_stamped(n, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t i = lo; i < hi; ++i) b[i] = st::pattern_byte(seed, i);
-  });
+  for_stamped(n, [&](std::size_t lo, std::size_t hi) { st::fill_range(p, lo, hi, seed); });
 }
 
 // Verifies the block; returns its size (0 if broken).
@@ -89,10 +86,8 @@ std::size_t verify(const void* p, Stats& s) {
   std::size_t n = ok ? h->size : 0;
   if (ok) {
     std::uint64_t seed = st::block_seed(p, n);
-    const auto* b = static_cast<const std::uint8_t*>(p);
     for_stamped(n, [&](std::size_t lo, std::size_t hi) {
-      for (std::size_t i = lo; i < hi && ok; ++i)
-        if (b[i] != st::pattern_byte(seed, i)) ok = false;
+      if (ok && st::first_mismatch_range(p, lo, hi, seed) != SIZE_MAX) ok = false;
     });
     if (ok && strata_usable_size(p) < n) ok = false;
   }

@@ -53,15 +53,17 @@ inline std::uint8_t pattern_byte(std::uint64_t seed, std::size_t i) {
   return static_cast<std::uint8_t>((v + static_cast<std::uint32_t>(seed)) ^ static_cast<std::uint32_t>(seed >> 29));
 }
 
-inline void fill(void* p, std::size_t n, std::uint64_t seed) {
+// Pattern bytes [lo, hi) of a block (byte i gets pattern_byte(seed, i)).
+inline void fill_range(void* p, std::size_t lo, std::size_t hi, std::uint64_t seed) {
   auto* b = static_cast<std::uint8_t*>(p);
-  for (std::size_t i = 0; i < n; ++i) b[i] = pattern_byte(seed, i);
+  for (std::size_t i = lo; i < hi; ++i) b[i] = pattern_byte(seed, i);
 }
+inline void fill(void* p, std::size_t n, std::uint64_t seed) { fill_range(p, 0, n, seed); }
 
 // Returns the index of the first wrong byte, or SIZE_MAX when all match.
-inline std::size_t first_mismatch(const void* p, std::size_t n, std::uint64_t seed) {
+inline std::size_t first_mismatch_range(const void* p, std::size_t lo, std::size_t n, std::uint64_t seed) {
   const auto* b = static_cast<const std::uint8_t*>(p);
-  std::size_t i = 0;
+  std::size_t i = lo;
   for (; i + 256 <= n; i += 256) {  // branch-free inner loop (vectorises)
     unsigned diff = 0;
     for (std::size_t k = i; k < i + 256; ++k) diff |= static_cast<unsigned>(b[k] ^ pattern_byte(seed, k));
@@ -70,6 +72,9 @@ inline std::size_t first_mismatch(const void* p, std::size_t n, std::uint64_t se
   for (; i < n; ++i)
     if (b[i] != pattern_byte(seed, i)) return i;
   return SIZE_MAX;
+}
+inline std::size_t first_mismatch(const void* p, std::size_t n, std::uint64_t seed) {
+  return first_mismatch_range(p, 0, n, seed);
 }
 inline bool check(const void* p, std::size_t n, std::uint64_t seed) { return first_mismatch(p, n, seed) == SIZE_MAX; }
 

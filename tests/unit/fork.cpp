@@ -156,7 +156,7 @@ TEST_CASE("fork while threads use a pool; the child uses and destroys its copy",
   {
     Hammer h(pool, 4);
     while (h.ops.load() < 1000) std::this_thread::yield();
-    for (int i = 0; i < 30; ++i) {
+    for (int i = 0; i < 20; ++i) {
       void* block = strata_pool_malloc(pool, 5000);
       REQUIRE(block != nullptr);
       st::fill(block, 5000, 77);
