@@ -72,8 +72,8 @@ Info classify(const void* p) noexcept {
       return in;
     case ChunkKind::kFreed:
       in.err = STRATA_ERROR_FREED_MEMORY;
-      in.msg = "the address lies in memory strata already returned to the OS: the block was freed before "
-               "(double free) or the pointer is stale";
+      in.msg = "the address is not a live block: strata returned this memory to the OS earlier, so it is a "
+               "block freed before (double free), a stale pointer, or memory someone else has mapped there since";
       return in;
     case ChunkKind::kMeta:
       in.err = STRATA_ERROR_INTERIOR_POINTER;

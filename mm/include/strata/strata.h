@@ -44,8 +44,8 @@ STRATA_API STRATA_MALLOC_ATTR void* strata_calloc(size_t count, size_t size) STR
 
 /* FastMM-style realloc: in place whenever possible; a move over-allocates
  * for further growth.  realloc(NULL, n) == malloc(n).  realloc(p, 0) frees p
- * and returns a unique minimal block (as glibc's malloc(0) would).  On
- * failure returns NULL and leaves p untouched. */
+ * and returns NULL (glibc's behaviour).  On failure returns NULL with
+ * errno = ENOMEM and leaves p untouched. */
 STRATA_API void* strata_realloc(void* p, size_t size) STRATA_NOEXCEPT;
 
 /* Frees a block of any pool.  free(NULL) does nothing. */
