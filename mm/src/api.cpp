@@ -27,7 +27,7 @@ std::atomic<strata_error_handler_t> g_handler{nullptr};
 std::atomic<void*> g_handler_user{nullptr};
 
 const char* const kKindNames[] = {"no error",    "foreign pointer", "interior pointer", "double free",
-                                  "freed memory", "wrong pool",      "heap corruption"};
+                                  "freed memory", "wrong pool",      "heap corruption", "wrong size"};
 
 STRATA_SLOW_PATH void report(strata_error_kind kind, const void* p, const char* op, const char* msg) noexcept {
   strata_error_t e{kind, p, op, msg};
@@ -57,9 +57,18 @@ inline Span* span_of(const void* p) noexcept {
   return reinterpret_cast<Span*>(reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1));
 }
 
+const char* medium_message(strata_error_kind err) noexcept {
+  switch (err) {
+    case STRATA_ERROR_INTERIOR_POINTER: return "the address points inside a medium block, not at its start";
+    case STRATA_ERROR_DOUBLE_FREE: return "the medium block is already free";
+    default: return "the boundary tag before the medium block was overwritten";
+  }
+}
+
 // Decides what p is from the chunk map first, reading block memory only where
-// the map proves it is strata's and mapped.
-Info classify(const void* p) noexcept {
+// the map proves it is strata's and mapped.  A medium block is validated only
+// when `check_medium` (free validates it under the tier lock itself).
+Info classify(const void* p, bool check_medium = true) noexcept {
   Info in;
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t e = chunk_map::lookup(a);
@@ -120,14 +129,20 @@ Info classify(const void* p) noexcept {
         in.msg = "the address points inside a medium block, not at its start";
         return in;
       }
-      in.err = medium_check(in.pool, p);
-      if (in.err == STRATA_ERROR_INTERIOR_POINTER) in.msg = "the address points inside a medium block, not at its start";
-      else if (in.err == STRATA_ERROR_DOUBLE_FREE) in.msg = "the medium block is already free";
-      else if (in.err == STRATA_ERROR_CORRUPTION) in.msg = "the boundary tag before the medium block was overwritten";
+      if (check_medium) {
+        in.err = medium_check(in.pool, p);
+        if (in.err != STRATA_ERROR_NONE) in.msg = medium_message(in.err);
+      }
       return in;
     }
     case ChunkKind::kLarge: {
       in.large = chunk_map::owner_of<LargeBlock>(e);
+      if (in.large->magic == kLargeCachedMagic) {
+        in.err = p == in.large->user ? STRATA_ERROR_DOUBLE_FREE : STRATA_ERROR_INTERIOR_POINTER;
+        in.msg = p == in.large->user ? "the large block is already free"
+                                     : "the address points inside a large block that is already free";
+        return in;
+      }
       if (in.large->magic != kLargeMagic) {
         in.err = STRATA_ERROR_CORRUPTION;
         in.msg = "the header of the large block was overwritten";
@@ -218,7 +233,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
     }
     case ChunkKind::kMedium: {
       strata_error_kind err = medium_free(in.heap, in.pool, p);
-      if (err != STRATA_ERROR_NONE) report(err, p, op, "the medium block changed state while it was being freed");
+      if (err != STRATA_ERROR_NONE) report(err, p, op, medium_message(err));
       return;
     }
     case ChunkKind::kLarge:
@@ -231,7 +246,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
 
 STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept {
   if (!p) return;
-  Info in = classify(p);
+  Info in = classify(p, /*check_medium=*/false);
   if (in.err != STRATA_ERROR_NONE) return report(in.err, p, op, in.msg);
   if (expect && in.heap != expect)
     return report(STRATA_ERROR_WRONG_POOL, p, op, "the block belongs to another pool (or to the process heap)");
@@ -301,8 +316,13 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
     case ChunkKind::kMedium: {
       std::size_t usable = medium_usable(p);
       if (n <= usable) {
-        if (2 * n >= usable) {
-          if (n > kMaxSmallSize) medium_resize_in_place(h, in.pool, p, n);
+        // Moves only when under half the block; the slack of two granules
+        // keeps a block that a small upsize just moved here (2 x + 32,
+        // rounded up to granules) from moving straight back.
+        if (2 * n + 2 * kMediumGranule >= usable) {
+          // Keep up to a quarter of spare room (the 25% growth headroom);
+          // beyond that give the tail back.
+          if (n > kMaxSmallSize && 4 * n < 3 * usable) medium_resize_in_place(h, in.pool, p, n);
           return p;
         }
         return move_block(h, in, p, n, n, op);
@@ -349,18 +369,43 @@ STRATA_API void* strata_malloc(size_t n) noexcept {
 
 STRATA_API void strata_free(void* p) noexcept { heap_free(p, t_cache, nullptr, "strata_free"); }
 
+STRATA_API void strata_free_sized(void* p, size_t size) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  std::uintptr_t chunk = a & ~(kChunkSize - 1);
+  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)) &&
+                    size <= reinterpret_cast<Span*>(chunk)->block_size))
+    return heap_free(p, t_cache, nullptr, "free_sized");
+  if (!p) return;
+  Info in = classify(p);
+  if (in.err != STRATA_ERROR_NONE) return report(in.err, p, "free_sized", in.msg);
+  std::size_t usable = in.kind == ChunkKind::kSmall    ? in.span->block_size
+                       : in.kind == ChunkKind::kMedium ? medium_usable(p)
+                                                       : large_usable(in.large);
+  if (size > usable)
+    report(STRATA_ERROR_WRONG_SIZE, p, "free_sized",
+           "the size given to a sized free or delete is larger than the block: the caller's size is wrong");
+  free_valid(in, p, "free_sized");
+}
+
+STRATA_API size_t strata_heap_trim(strata_pool_t* pool) noexcept {
+  Heap* h = pool ? pool_heap(pool) : &g_default_heap;
+  if (ThreadCache* tc = cache_lookup(h)) cache_flush_all(tc);
+  return small_trim(h) + medium_trim(h) + large_trim(h);
+}
+
 STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) {
     errno = ENOMEM;
     return nullptr;
   }
-  void* p = strata_malloc(n);
-  if (p && n > kMaxMediumSize) {
-    // A large block is always a fresh mapping: already zero.
-    std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(p));
-    if (chunk_map::kind_of(e) == ChunkKind::kLarge) return p;
+  if (n > kMaxMediumSize) {  // a fresh mapping is already zero
+    void* p = large_alloc(&g_default_heap, n, kMinAlign, /*use_cache=*/false);
+    if (!p) errno = ENOMEM;
+    return p;
   }
+  void* p = strata_malloc(n);
   if (p) std::memset(p, 0, n);
   return p;
 }

@@ -51,6 +51,10 @@ inline constexpr unsigned kEmptyMediumPoolsKept = 1;
 
 // ---- large tier ----
 inline constexpr std::size_t kLargeHeaderSize = 64;
+// Freed large mappings kept for reuse (hysteresis against mmap/munmap churn).
+inline constexpr std::size_t kLargeCacheMaxBlocks = 8;
+inline constexpr std::size_t kLargeCacheMaxBytes = std::size_t{32} << 20;
+inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{8} << 20;
 
 static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
 static_assert(kMaxMediumBlock % kMediumGranule == 0);

@@ -170,11 +170,10 @@ void ensure_process_init() noexcept {
 void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept {
   std::size_t now = h->central_bytes.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed) +
                     static_cast<std::size_t>(delta);
-  if (delta > 0) {
-    std::size_t peak = h->peak_central_bytes.load(std::memory_order_relaxed);
-    while (now > peak && !h->peak_central_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
-  }
+  // The peak is a sample: a racing update may lower it by one step; it is a
+  // report, not an invariant.
+  if (delta > 0 && now > h->peak_central_bytes.load(std::memory_order_relaxed))
+    h->peak_central_bytes.store(now, std::memory_order_relaxed);
 }
 
 void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner, const char* name) noexcept {

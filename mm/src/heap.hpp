@@ -140,6 +140,7 @@ struct MediumTier {
 
 // ---- large tier --------------------------------------------------------
 inline constexpr std::uint64_t kLargeMagic = 0x5354524c41524745ull;  // "STRLARGE"
+inline constexpr std::uint64_t kLargeCachedMagic = 0x5354524c43414348ull;  // "STRLCACH": freed, kept mapped
 struct LargeBlock {
   std::uint64_t magic;
   Heap* heap;
@@ -155,7 +156,10 @@ struct LargeTier {
   Lock lock;
   LargeBlock* blocks = nullptr;
   std::size_t count = 0;
-  std::size_t bytes = 0;  // mapped bytes of live large blocks
+  std::size_t bytes = 0;         // mapped bytes of live large blocks
+  LargeBlock* cached = nullptr;  // freed blocks kept mapped for reuse (magic kLargeCachedMagic)
+  std::size_t cached_count = 0;
+  std::size_t cached_bytes = 0;
 };
 
 // ---- the heap ----------------------------------------------------------
@@ -222,6 +226,7 @@ void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
 void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
 void small_release_all(Heap* h) noexcept;
+std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans
 void small_reset_locks(Heap* h, bool lock_them) noexcept;
 
 // ---- medium.cpp ----
@@ -234,9 +239,13 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept;
 std::size_t medium_usable(const void* p) noexcept;
 void medium_release_all(Heap* h) noexcept;
+std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools
 
 // ---- large.cpp ----
-void* large_alloc(Heap* h, std::size_t size, std::size_t align) noexcept;
+// A block of at least `size` bytes aligned to `align`.  With use_cache, a
+// kept freed mapping may be reused (its contents are then not zero).
+void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache = true) noexcept;
+std::size_t large_trim(Heap* h) noexcept;  // unmaps the kept freed mappings
 void large_free(Heap* h, LargeBlock* lb) noexcept;
 // Resizes in place (mremap without moving); true on success.
 bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;

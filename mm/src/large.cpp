@@ -23,9 +23,51 @@ void unlink_locked(LargeTier& t, LargeBlock* lb) noexcept {
   t.bytes -= lb->map_size;
 }
 
+void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
+  lb->magic = kLargeCachedMagic;
+  lb->prev = nullptr;
+  lb->next = t.cached;
+  if (t.cached) t.cached->prev = lb;
+  t.cached = lb;
+  t.cached_count++;
+  t.cached_bytes += lb->map_size;
+}
+void cache_remove_locked(LargeTier& t, LargeBlock* lb) noexcept {
+  if (lb->prev) lb->prev->next = lb->next; else t.cached = lb->next;
+  if (lb->next) lb->next->prev = lb->prev;
+  t.cached_count--;
+  t.cached_bytes -= lb->map_size;
+}
+
+// Best fit among the kept mappings: at least map_size, at most 25% more.
+LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
+  LargeBlock* best = nullptr;
+  for (LargeBlock* lb = t.cached; lb; lb = lb->next)
+    if (lb->map_size >= map_size && lb->map_size <= map_size + map_size / 4 && (!best || lb->map_size < best->map_size))
+      best = lb;
+  if (best) cache_remove_locked(t, best);
+  return best;
+}
+
 }  // namespace
 
-void* large_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
+void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
+  if (use_cache && align <= kLargeHeaderSize && size <= kLargeCacheMaxBlock) {
+    std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
+    LargeBlock* lb;
+    {
+      LockGuard g(h->large.lock);
+      lb = cache_take_locked(h->large, map_size);
+      if (lb) {
+        lb->magic = kLargeMagic;
+        link_locked(h->large, lb);
+      }
+    }
+    if (lb) {
+      heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
+      return lb->user;
+    }
+  }
   if (align < kLargeHeaderSize) align = kLargeHeaderSize;
   std::size_t extra = align + kLargeHeaderSize;  // room for the header below an aligned user pointer
   if (size > (std::size_t{1} << 62) || align > (std::size_t{1} << 40)) return nullptr;
@@ -58,11 +100,18 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
 }
 
 void large_free(Heap* h, LargeBlock* lb) noexcept {
+  std::size_t size = lb->map_size;
   {
     LockGuard g(h->large.lock);
     unlink_locked(h->large, lb);
+    LargeTier& t = h->large;
+    if (size <= kLargeCacheMaxBlock && lb->user == lb->base + kLargeHeaderSize &&
+        t.cached_count < kLargeCacheMaxBlocks && t.cached_bytes + size <= kLargeCacheMaxBytes) {
+      cache_push_locked(t, lb);
+      heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
+      return;
+    }
   }
-  std::size_t size = lb->map_size;
   lb->magic = 0;
   heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
   heap_unmap(h, lb->base, size);
@@ -133,7 +182,31 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   return nlb->user;
 }
 
+std::size_t large_trim(Heap* h) noexcept {
+  std::size_t released = 0;
+  for (;;) {
+    LargeBlock* lb;
+    {
+      LockGuard g(h->large.lock);
+      lb = h->large.cached;
+      if (!lb) break;
+      cache_remove_locked(h->large, lb);
+    }
+    lb->magic = 0;
+    released += lb->map_size;
+    heap_unmap(h, lb->base, lb->map_size);
+  }
+  return released;
+}
+
 void large_release_all(Heap* h) noexcept {
+  for (LargeBlock* lb = h->large.cached; lb;) {
+    LargeBlock* next = lb->next;
+    heap_unmap(h, lb->base, lb->map_size);
+    lb = next;
+  }
+  h->large.cached = nullptr;
+  h->large.cached_count = h->large.cached_bytes = 0;
   LargeBlock* lb = h->large.blocks;
   while (lb) {
     LargeBlock* next = lb->next;

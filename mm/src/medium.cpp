@@ -327,6 +327,24 @@ std::size_t medium_usable(const void* p) noexcept {
   return (t->size_flags & kSizeMask) - kMediumHeaderSize;
 }
 
+std::size_t medium_trim(Heap* h) noexcept {
+  MediumTier& m = h->medium;
+  std::size_t released = 0;
+  LockGuard g(m.lock);
+  MediumPool* pool = m.pools;
+  while (pool) {
+    MediumPool* next = pool->next;
+    if (pool->used_blocks == 0) {
+      bin_remove(m, data_of(pool));  // its one free block
+      m.empty_pools--;
+      pool_destroy_locked(h, pool);
+      released += kMediumPoolSize;
+    }
+    pool = next;
+  }
+  return released;
+}
+
 void medium_release_all(Heap* h) noexcept {
   MediumPool* pool = h->medium.pools;
   while (pool) {

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "check.hpp"
 #include "os.hpp"
 
@@ -17,23 +19,15 @@ namespace strata::detail::os {
 
 void* map_aligned(std::size_t size, std::size_t align) noexcept {
   int saved = errno;
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  // Map with slack and trim both ends: one mmap and at most two munmaps.
+  std::size_t big = size + align - kPageSize;
+  if (big < size) return nullptr;
+  void* p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     errno = saved;
     return nullptr;
   }
   auto a = reinterpret_cast<std::uintptr_t>(p);
-  if ((a & (align - 1)) == 0) return p;
-  // Not aligned: map again with slack and trim both ends.
-  ::munmap(p, size);
-  std::size_t big = size + align - kPageSize;
-  if (big < size) return nullptr;
-  p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
-    errno = saved;
-    return nullptr;
-  }
-  a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t aligned = (a + align - 1) & ~(align - 1);
   if (aligned > a) ::munmap(p, aligned - a);
   std::uintptr_t end = a + big, aend = aligned + size;
@@ -80,8 +74,12 @@ void name_region(void* addr, std::size_t size, const char* name) noexcept {
 #define PR_SET_VMA 0x53564d41
 #define PR_SET_VMA_ANON_NAME 0
 #endif
+  // Kernels without CONFIG_ANON_VMA_NAME answer EINVAL: stop asking.
+  static std::atomic<bool> unsupported{false};
+  if (unsupported.load(std::memory_order_relaxed)) return;
   int saved = errno;
-  ::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, size, name);
+  if (::prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, size, name) != 0 && errno == EINVAL)
+    unsupported.store(true, std::memory_order_relaxed);
   errno = saved;
 }
 

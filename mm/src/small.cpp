@@ -247,6 +247,21 @@ void cache_overflow(ThreadCache* tc, unsigned c) noexcept {
   small_return_chain(tc->heap, c, head, tail, n);
 }
 
+std::size_t small_trim(Heap* h) noexcept {
+  std::size_t released = 0;
+  LockGuard g(h->span_lock);
+  while (Span* s = h->free_spans) {
+    h->free_spans = s->next;
+    h->free_span_count--;
+    if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
+    if (s->all_next) s->all_next->all_prev = s->all_prev;
+    h->span_count--;
+    heap_unmap(h, s, kSpanSize);
+    released += kSpanSize;
+  }
+  return released;
+}
+
 void small_release_all(Heap* h) noexcept {
   Span* s = h->all_spans;
   while (s) {

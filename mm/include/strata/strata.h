@@ -51,6 +51,13 @@ STRATA_API void* strata_realloc(void* p, size_t size) STRATA_NOEXCEPT;
 /* Frees a block of any pool.  free(NULL) does nothing. */
 STRATA_API void strata_free(void* p) STRATA_NOEXCEPT;
 
+/* Frees p, a block the caller knows to be at least `size` bytes (C23
+ * free_sized, sized operator delete).  A size larger than the block's usable
+ * size is reported as STRATA_ERROR_WRONG_SIZE; the block is freed all the
+ * same if the handler returns.  A smaller size (e.g. after a realloc that
+ * over-allocated) is correct. */
+STRATA_API void strata_free_sized(void* p, size_t size) STRATA_NOEXCEPT;
+
 /* Block aligned to `alignment`, which must be a power of two (any size up to
  * 1 GiB of alignment is honoured).  Returns NULL with errno = EINVAL for a
  * bad alignment, ENOMEM when out of memory. */
@@ -68,7 +75,8 @@ typedef enum strata_error_kind {
   STRATA_ERROR_DOUBLE_FREE = 3,      /* the block is already free */
   STRATA_ERROR_FREED_MEMORY = 4,     /* memory strata already returned to the OS (a late double free) */
   STRATA_ERROR_WRONG_POOL = 5,       /* strata_pool_free/realloc given a block of another pool */
-  STRATA_ERROR_CORRUPTION = 6        /* strata's metadata next to the block was overwritten */
+  STRATA_ERROR_CORRUPTION = 6,       /* strata's metadata next to the block was overwritten */
+  STRATA_ERROR_WRONG_SIZE = 7        /* a sized free/delete named more bytes than the block has */
 } strata_error_kind;
 
 typedef struct strata_error {
@@ -145,6 +153,11 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
 /* Writes a few human-readable lines summarising `pool` (NULL: process heap)
  * to file descriptor fd, without allocating. */
 STRATA_API void strata_print_summary(strata_pool_t* pool, int fd) STRATA_NOEXCEPT;
+
+/* Returns free memory to the OS: the calling thread's cache of the heap is
+ * flushed, empty spans and empty medium pools are unmapped.  Returns the
+ * number of bytes unmapped.  pool NULL: the process heap. */
+STRATA_API size_t strata_heap_trim(strata_pool_t* pool) STRATA_NOEXCEPT;
 
 /* Returns the free memory held by the calling thread's cache of the process
  * heap to the shared heap (useful before a thread goes idle for long). */
