@@ -1,17 +1,37 @@
 // strata — the malloc family for libstrata.so: replaces glibc's allocator for
-// the whole process when linked or preloaded.  (The complete drop-in work —
-// every glibc edge case and introspection call — is tracked separately.)
+// the whole process when linked or preloaded.  Edge cases follow glibc
+// (malloc(0) unique, realloc(p, 0) frees and returns NULL, posix_memalign's
+// EINVAL without touching errno, overflow -> ENOMEM); glibc's introspection
+// calls answer from strata's own state.
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <strata/strata.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstring>
+
+#include "os.hpp"
 
 extern "C" __attribute__((visibility("hidden"))) void strata_detail_mark_not_unloadable() noexcept;
 
 namespace {
 __attribute__((constructor)) void mark() { strata_detail_mark_not_unloadable(); }
+
+// STRATA_SHOW_STATS=1: a summary of the process heap on stderr at exit.  The
+// variable is read by walking environ (no getenv, no allocation), at exit.
+__attribute__((destructor)) void show_stats_at_exit() {
+  const char* v = strata::detail::os::getenv_raw("STRATA_SHOW_STATS");
+  if (v && *v && !(v[0] == '0' && v[1] == 0)) strata_print_summary(nullptr, 2);
+}
+
+strata_heap_summary_t summary() noexcept {
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  strata_heap_summary(nullptr, &s);
+  return s;
+}
 }  // namespace
 
 #define STRATA_EXPORT extern "C" __attribute__((visibility("default")))
@@ -49,3 +69,63 @@ STRATA_EXPORT void* pvalloc(size_t n) noexcept {
   return strata_aligned_alloc(4096, r ? r : 4096);
 }
 STRATA_EXPORT size_t malloc_usable_size(void* p) noexcept { return strata_usable_size(p); }
+
+// C23
+STRATA_EXPORT void free_sized(void* p, size_t size) noexcept { strata_free_sized(p, size); }
+STRATA_EXPORT void free_aligned_sized(void* p, size_t, size_t size) noexcept { strata_free_sized(p, size); }
+
+// ---- glibc introspection, answered from strata's state ----
+STRATA_EXPORT struct mallinfo2 mallinfo2() noexcept {
+  strata_heap_summary_t s = summary();
+  struct mallinfo2 mi{};
+  mi.arena = s.os_reserved_bytes - s.large_bytes;  // non-mmapped space: spans, pools, metadata
+  mi.ordblks = 0;
+  mi.smblks = s.cached_blocks;                      // free small blocks in thread caches
+  mi.hblks = s.large_blocks;                        // blocks with a mapping of their own
+  mi.hblkhd = s.large_bytes;
+  mi.usmblks = s.peak_os_reserved_bytes;            // glibc: always 0; here the peak
+  mi.fsmblks = s.cached_bytes;
+  mi.uordblks = s.small_bytes + s.medium_bytes;     // in use outside large blocks
+  mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
+  mi.keepcost = 0;
+  return mi;
+}
+STRATA_EXPORT struct mallinfo mallinfo() noexcept {
+  struct mallinfo2 m2 = mallinfo2();
+  auto clip = [](size_t v) { return v > static_cast<size_t>(INT_MAX) ? INT_MAX : static_cast<int>(v); };
+  struct mallinfo mi{};
+  mi.arena = clip(m2.arena);
+  mi.smblks = clip(m2.smblks);
+  mi.hblks = clip(m2.hblks);
+  mi.hblkhd = clip(m2.hblkhd);
+  mi.usmblks = clip(m2.usmblks);
+  mi.fsmblks = clip(m2.fsmblks);
+  mi.uordblks = clip(m2.uordblks);
+  mi.fordblks = clip(m2.fordblks);
+  return mi;
+}
+// Returns 1 if memory was given back to the OS, 0 otherwise (glibc's meaning).
+STRATA_EXPORT int malloc_trim(size_t) noexcept { return strata_heap_trim(nullptr) > 0 ? 1 : 0; }
+STRATA_EXPORT void malloc_stats() noexcept { strata_print_summary(nullptr, 2); }
+// glibc's tunables (M_MMAP_THRESHOLD, M_ARENA_MAX, ...) describe glibc's heap;
+// strata has no such knobs and says so: 0 means "not applied".
+STRATA_EXPORT int mallopt(int, int) noexcept { return 0; }
+STRATA_EXPORT int malloc_info(int options, FILE* fp) noexcept {
+  if (options != 0 || !fp) {
+    errno = EINVAL;
+    return -1;
+  }
+  strata_heap_summary_t s = summary();
+  fprintf(fp,
+          "<malloc version=\"strata-1\">\n"
+          "<total type=\"small\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<total type=\"medium\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<total type=\"large\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<total type=\"cached\" count=\"%zu\" size=\"%zu\"/>\n"
+          "<system type=\"current\" size=\"%zu\"/>\n"
+          "<system type=\"max\" size=\"%zu\"/>\n"
+          "</malloc>\n",
+          s.small_blocks, s.small_bytes, s.medium_blocks, s.medium_bytes, s.large_blocks, s.large_bytes,
+          s.cached_blocks, s.cached_bytes, s.os_reserved_bytes, s.peak_os_reserved_bytes);
+  return 0;
+}

@@ -1,5 +1,9 @@
-// strata — operator new/delete for libstrata.so: the C++17/20 forms routed to
-// strata with the standard's semantics (new_handler retry, bad_alloc).
+// strata — operator new/delete: every C++17/20 form routed to strata with
+// the standard's semantics (new_handler retry, bad_alloc; nothrow forms return
+// null).  Sized deletes check the size against the block (a size larger than
+// the block is reported as STRATA_ERROR_WRONG_SIZE, the block is still freed
+// correctly).  Built into libstrata.so and, alone, into libstrata_new_delete.a
+// (strata::new_delete) for programs that want strata for C++ objects only.
 #include <strata/strata.h>
 
 #include <cstddef>
@@ -43,13 +47,13 @@ STRATA_EXPORT void* operator new[](std::size_t n, std::align_val_t a, const std:
 
 STRATA_EXPORT void operator delete(void* p) noexcept { strata_free(p); }
 STRATA_EXPORT void operator delete[](void* p) noexcept { strata_free(p); }
-STRATA_EXPORT void operator delete(void* p, std::size_t) noexcept { strata_free(p); }
-STRATA_EXPORT void operator delete[](void* p, std::size_t) noexcept { strata_free(p); }
+STRATA_EXPORT void operator delete(void* p, std::size_t n) noexcept { strata_free_sized(p, n); }
+STRATA_EXPORT void operator delete[](void* p, std::size_t n) noexcept { strata_free_sized(p, n); }
 STRATA_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { strata_free(p); }
 STRATA_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { strata_free(p); }
 STRATA_EXPORT void operator delete(void* p, std::align_val_t) noexcept { strata_free(p); }
 STRATA_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { strata_free(p); }
-STRATA_EXPORT void operator delete(void* p, std::size_t, std::align_val_t) noexcept { strata_free(p); }
-STRATA_EXPORT void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { strata_free(p); }
+STRATA_EXPORT void operator delete(void* p, std::size_t n, std::align_val_t) noexcept { strata_free_sized(p, n); }
+STRATA_EXPORT void operator delete[](void* p, std::size_t n, std::align_val_t) noexcept { strata_free_sized(p, n); }
 STRATA_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { strata_free(p); }
 STRATA_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { strata_free(p); }
