@@ -129,6 +129,12 @@ Info classify(const void* p, bool check_medium = true) noexcept {
         in.msg = "the address points inside a medium block, not at its start";
         return in;
       }
+      // p + 8 lies in the same 16-byte unit as p, inside the pool: mapped.
+      if (static_cast<const Block*>(p)->cookie == (a ^ g_secret) && medium_is_live_start(in.pool, p)) {
+        in.err = STRATA_ERROR_DOUBLE_FREE;
+        in.msg = "the medium block is already free (held in a thread cache)";
+        return in;
+      }
       if (check_medium) {
         in.err = medium_check(in.pool, p);
         if (in.err != STRATA_ERROR_NONE) in.msg = medium_message(in.err);
@@ -173,10 +179,27 @@ STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
   return b;
 }
 
+// Medium blocks come in cache classes (sizes at most 1/8 apart) so that a
+// thread's freed blocks serve its later requests.
+void* medium_alloc_cached(Heap* h, std::size_t n) noexcept {
+  unsigned mc = kGranulesToMediumClass[(n + kMediumHeaderSize + kMediumGranule - 1) / kMediumGranule];
+  if (ThreadCache* tc = cache_lookup(h)) {
+    CacheBin& bin = tc->medium_bins[mc];
+    if (Block* b = bin.head) {
+      bin.head = b->next;
+      bin.room++;
+      tc->medium_cached_bytes -= medium_block_size_racy(b);
+      b->cookie = 0;
+      return b;
+    }
+  }
+  return medium_alloc(h, medium_class_block(mc) - kMediumHeaderSize, kMinAlign);
+}
+
 STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept {
   void* p;
   if (n <= kMaxSmallSize) p = small_alloc_slow(h, size_to_class(n));
-  else if (n <= kMaxMediumSize) p = medium_alloc(h, n, kMinAlign);
+  else if (n <= kMaxMediumSize) p = medium_alloc_cached(h, n);
   else p = large_alloc(h, n, kMinAlign);
   if (STRATA_UNLIKELY(!p)) errno = ENOMEM;
   return p;
@@ -232,6 +255,26 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
       return;
     }
     case ChunkKind::kMedium: {
+      // Into the thread's cache when the block is a live start (racy check;
+      // the locked path below decides every doubtful case).
+      if (ThreadCache* tc = cache_for(in.heap); tc && medium_is_live_start(in.pool, p)) {
+        std::size_t size = medium_block_size_racy(p);
+        if (size >= medium_class_block(0) && size <= kMaxMediumBlock &&
+            tc->medium_cached_bytes + size <= kMediumCacheBudget) {
+          unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
+          if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
+          CacheBin& bin = tc->medium_bins[mc];
+          if (bin.room > 0) {
+            auto* b = static_cast<Block*>(p);
+            b->next = bin.head;
+            b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ g_secret;
+            bin.head = b;
+            bin.room--;
+            tc->medium_cached_bytes += size;
+            return;
+          }
+        }
+      }
       strata_error_kind err = medium_free(in.heap, in.pool, p);
       if (err != STRATA_ERROR_NONE) report(err, p, op, medium_message(err));
       return;
@@ -290,7 +333,13 @@ inline std::size_t grow_target(std::size_t n, std::size_t extra) noexcept {
 
 void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
   if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
-  Info in = classify(p);
+  Info in = classify(p, /*check_medium=*/false);
+  // A medium block that the unlocked look does not confirm gets the locked,
+  // precise diagnosis.
+  if (in.err == STRATA_ERROR_NONE && in.kind == ChunkKind::kMedium && !medium_is_live_start(in.pool, p)) {
+    in.err = medium_check(in.pool, p);
+    if (in.err != STRATA_ERROR_NONE) in.msg = medium_message(in.err);
+  }
   if (in.err != STRATA_ERROR_NONE) {
     report(in.err, p, op, in.msg);
     return nullptr;
@@ -314,7 +363,7 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
       return move_block(h, in, p, bs, n > 2 * bs + 32 ? n : 2 * bs + 32, op);
     }
     case ChunkKind::kMedium: {
-      std::size_t usable = medium_usable(p);
+      std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
       if (n <= usable) {
         // Moves only when under half the block; the slack of two granules
         // keeps a block that a small upsize just moved here (2 x + 32,
@@ -503,6 +552,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   s.size = sizeof s;
   s.version = 1;
   std::size_t out_blocks = 0, out_bytes = 0;  // small blocks out of their spans
+  std::size_t medium_cached_blocks = 0, medium_cached_bytes = 0;
   {
     LockGuard g(h->span_lock);
     for (Span* sp = h->all_spans; sp; sp = sp->all_next) {
@@ -528,15 +578,22 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
         s.cached_blocks += n;
         s.cached_bytes += n * kClassSize[c];
       }
+      for (unsigned c = 0; c < kNumMediumClasses; ++c) {
+        std::size_t n = bin_count(tc->medium_bins[c]);
+        medium_cached_blocks += n;
+        medium_cached_bytes += n * medium_class_block(c);  // at least; a block may be a little larger
+      }
     }
   }
   s.small_blocks = out_blocks > s.cached_blocks ? out_blocks - s.cached_blocks : 0;
   s.small_bytes = out_bytes > s.cached_bytes ? out_bytes - s.cached_bytes : 0;
   {
     LockGuard g(h->medium.lock);
-    s.medium_blocks = h->medium.blocks;
-    s.medium_bytes = h->medium.bytes;
+    s.medium_blocks = h->medium.blocks > medium_cached_blocks ? h->medium.blocks - medium_cached_blocks : 0;
+    s.medium_bytes = h->medium.bytes > medium_cached_bytes ? h->medium.bytes - medium_cached_bytes : 0;
   }
+  s.cached_blocks += medium_cached_blocks;
+  s.cached_bytes += medium_cached_bytes;
   {
     LockGuard g(h->large.lock);
     s.large_blocks = h->large.count;

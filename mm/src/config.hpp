@@ -49,6 +49,8 @@ inline constexpr std::size_t kMaxMediumSize = kMaxMediumBlock - kMediumHeaderSiz
 inline constexpr unsigned kMediumBins = 1024;
 inline constexpr unsigned kEmptyMediumPoolsKept = 1;
 
+inline constexpr std::size_t kMediumCacheBudget = std::size_t{1} << 20;  // bytes of medium blocks a thread cache keeps
+
 // ---- large tier ----
 inline constexpr std::size_t kLargeHeaderSize = 64;
 // Freed large mappings kept for reuse (hysteresis against mmap/munmap churn).

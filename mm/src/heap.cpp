@@ -253,6 +253,8 @@ ThreadCache* cache_for(Heap* h) noexcept {
         tc->slot = slot;
         for (unsigned c = 0; c < kNumClasses; ++c)
           tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
+        for (unsigned c = 0; c < kNumMediumClasses; ++c)
+          tc->medium_bins[c].max = tc->medium_bins[c].room = medium_cache_max(c);
         tc->next = h->caches;
         if (h->caches) h->caches->prev = tc;
         h->caches = tc;
@@ -278,6 +280,18 @@ void cache_flush_all(ThreadCache* tc) noexcept {
     bin.room = bin.max;
     small_return_chain(tc->heap, c, head, tail, n);
   }
+  Block* chain = nullptr;
+  for (unsigned c = 0; c < kNumMediumClasses; ++c) {
+    CacheBin& bin = tc->medium_bins[c];
+    while (Block* b = bin.head) {
+      bin.head = b->next;
+      b->next = chain;
+      chain = b;
+    }
+    bin.room = bin.max;
+  }
+  tc->medium_cached_bytes = 0;
+  if (chain) medium_free_chain(tc->heap, chain);
 }
 
 Heap* heap_create() noexcept {

@@ -93,7 +93,12 @@ struct ThreadCache {
   ThreadCache* next;   // heap->caches list (meta_lock)
   ThreadCache* prev;
   CacheBin bins[kNumClasses];
+  // Medium blocks this thread freed, by medium class.  To the medium tier
+  // they are still in use (start bit set); they carry the free cookie.
+  CacheBin medium_bins[kNumMediumClasses];
+  std::size_t medium_cached_bytes;  // block bytes in medium_bins (<= kMediumCacheBudget)
 };
+
 
 // ---- medium tier -------------------------------------------------------
 // Every medium block starts with a 16-byte boundary tag; blocks tile the pool
@@ -107,6 +112,14 @@ struct MediumTag {
   std::size_t size_flags;  // block size (incl. tag) | kInUse | kPrevFree
 };
 inline constexpr std::size_t kInUse = 1, kPrevFree = 2, kSizeMask = ~std::size_t{255};
+
+// A live medium block's size, read without the tier lock: the size bits do
+// not change while the block is live; the flag bits next to them may.
+__attribute__((no_sanitize("thread"))) inline std::size_t medium_block_size_racy(const void* p) noexcept {
+  const volatile std::size_t* sf =
+      &reinterpret_cast<const MediumTag*>(static_cast<const char*>(p) - kMediumHeaderSize)->size_flags;
+  return *sf & kSizeMask;
+}
 
 struct MediumFree {
   MediumTag tag;
@@ -239,6 +252,12 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept;
 std::size_t medium_usable(const void* p) noexcept;
 void medium_release_all(Heap* h) noexcept;
+// Frees a chain of validated medium blocks (linked through Block::next) under one lock.
+void medium_free_chain(Heap* h, Block* head) noexcept;
+// Unlocked check that p is the start of a block the medium tier considers in
+// use (a racy read of the start bitmap: only for the cache's fast decision;
+// anything doubtful goes to the locked path).
+bool medium_is_live_start(MediumPool* pool, const void* p) noexcept;
 std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools
 
 // ---- large.cpp ----

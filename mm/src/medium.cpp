@@ -162,7 +162,34 @@ inline void maybe_validate(MediumTier& m, MediumPool* pool) noexcept {
   else (void)m, (void)pool;
 }
 
+std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept;
+
 }  // namespace
+
+__attribute__((no_sanitize("thread"))) bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
+  char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
+  if (block < data_of(pool) || block >= data_end(pool) || (block - data_of(pool)) % kMediumGranule) return false;
+  std::size_t g = granule_of(pool, block);
+  const volatile std::uint64_t* w = &pool->starts[g / 64];
+  return (*w >> (g % 64)) & 1;
+}
+
+void medium_free_chain(Heap* h, Block* head) noexcept {
+  MediumTier& m = h->medium;
+  std::size_t freed = 0;
+  {
+    LockGuard g(m.lock);
+    while (head) {
+      Block* next = head->next;
+      char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
+      auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+      STRATA_CHECK(check_locked(pool, head) == STRATA_ERROR_NONE, "cached medium block is not live");
+      freed += free_locked(h, pool, block);
+      head = next;
+    }
+  }
+  heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
+}
 
 strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
   LockGuard g(pool->heap->medium.lock);
@@ -219,6 +246,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
     maybe_validate(m, pool);
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(need));
+  reinterpret_cast<Block*>(block + kMediumHeaderSize)->cookie = 0;  // no stale free cookie
   return block + kMediumHeaderSize;
 }
 
@@ -229,9 +257,19 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
     LockGuard g(m.lock);
     strata_error_kind err = check_locked(pool, p);
     if (err != STRATA_ERROR_NONE) return err;
-    char* block = static_cast<char*>(p) - kMediumHeaderSize;
+    freed = free_locked(h, pool, static_cast<char*>(p) - kMediumHeaderSize);
+  }
+  heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
+  return STRATA_ERROR_NONE;
+}
+
+namespace {
+// Frees a validated block (lock held); returns its size.
+std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
+  MediumTier& m = h->medium;
+  {
     std::size_t fsize = size_of(tag_at(block));
-    freed = fsize;
+    std::size_t freed = fsize;
     clear_start(pool, block);
     pool->used_blocks--;
     pool->used_bytes -= fsize;
@@ -264,10 +302,10 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
+    return freed;
   }
-  heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
-  return STRATA_ERROR_NONE;
 }
+}  // namespace
 
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept {
   MediumTier& m = h->medium;

@@ -77,6 +77,44 @@ inline constexpr std::uint32_t class_reciprocal(unsigned c) noexcept {
   return static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + kClassSize[c] - 1) / kClassSize[c]);
 }
 
+// ---- medium cache classes ----
+// Medium blocks are 256-byte granular; those a thread cache keeps are rounded
+// up to one of these block sizes (in granules, tag included), spaced at most
+// 1/8 apart: 11..16, then steps of 2, 4, 8, ... granules up to the largest
+// medium block.  A block of another size (after an in-place realloc) is filed
+// under the largest class not above its size.
+inline constexpr auto kMediumClassGranules = [] {
+  std::array<std::uint16_t, 55> t{};
+  unsigned n = 0;
+  for (unsigned g = 11; g <= 16; ++g) t[n++] = static_cast<std::uint16_t>(g);
+  for (unsigned step = 2, g = 16; n < t.size() - 1; step *= 2)
+    for (int i = 0; i < 8 && n < t.size() - 1; ++i) t[n++] = static_cast<std::uint16_t>(g += step);
+  t[n++] = static_cast<std::uint16_t>(kMaxMediumBlock / kMediumGranule);
+  return t;
+}();
+inline constexpr unsigned kNumMediumClasses = kMediumClassGranules.size();
+static_assert(kMediumClassGranules[kNumMediumClasses - 2] == 1024);
+static_assert(kMediumClassGranules[kNumMediumClasses - 1] == 1040);
+
+// granules (1 .. 1040) -> smallest medium class holding them
+inline constexpr auto kGranulesToMediumClass = [] {
+  std::array<std::uint8_t, kMaxMediumBlock / kMediumGranule + 1> t{};
+  unsigned c = 0;
+  for (std::size_t g = 0; g < t.size(); ++g) {
+    while (kMediumClassGranules[c] < g) ++c;
+    t[g] = static_cast<std::uint8_t>(c);
+  }
+  return t;
+}();
+inline constexpr std::size_t medium_class_block(unsigned c) noexcept {
+  return std::size_t{kMediumClassGranules[c]} * kMediumGranule;
+}
+// Blocks a thread keeps per medium class: about 64 KiB worth, at least 1.
+inline constexpr std::int32_t medium_cache_max(unsigned c) noexcept {
+  std::size_t n = (std::size_t{64} << 10) / medium_class_block(c);
+  return static_cast<std::int32_t>(n < 1 ? 1 : (n > 16 ? 16 : n));
+}
+
 constexpr bool classes_are_valid() {
   for (unsigned c = 0; c < kNumClasses; ++c) {
     if (kClassSize[c] % 16) return false;
