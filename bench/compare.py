@@ -5,16 +5,18 @@
 
 The benchmark binary (bench/micro.cpp) registers every pattern once per
 allocator, named <pattern>/<allocator>/<variant>, in the order strata, glibc,
-tbbmalloc: the three runs of a pattern follow each other, so they see the same
-machine state.  This script runs it with --benchmark_format=json output,
+tbbmalloc, mimalloc, jemalloc, tcmalloc: the runs of a pattern follow each
+other, so they see the same machine state.  This script runs it with --benchmark_format=json output,
 takes the median over --repetitions runs of each benchmark (one run: the run
 itself), divides its time by the "ops" counter the benchmark reports, and
 prints one row per pattern: the time per operation of each allocator and the
-ratios strata/glibc and strata/tbbmalloc (below 1: strata is faster), then the
-geometric mean of each ratio column.
+ratios strata/glibc and strata/best peer (the fastest of the others in that
+row; below 1: strata is faster), then the geometric mean of each ratio column
+and, per allocator, the geometric mean of its time relative to glibc.
+--allocators narrows the run (e.g. strata,glibc,tbbmalloc).
 
 Time is CPU time of the benchmark thread, except for benchmarks that use real
-time (the two-thread xthread pattern: name ends in /real_time).
+time (the two-thread patterns xthread and pair2t: name contains /real_time).
 
 After the benchmarks the binary prints strata's heap summary; it is printed
 here after the table (--no-summary to leave it out).
@@ -33,7 +35,7 @@ import sys
 import tempfile
 
 MARKER = "==== strata heap summary after the benchmarks"
-ALLOCATORS = ["strata", "glibc", "tbbmalloc"]
+ALLOCATORS = ["strata", "glibc", "tbbmalloc", "mimalloc", "jemalloc", "tcmalloc", "system"]
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,6 +52,8 @@ def parse_args():
     ap.add_argument("--min-time", type=float, help="--benchmark_min_time in seconds "
                     "(default 0.5, quick: 0.05)")
     ap.add_argument("--filter", help="--benchmark_filter regular expression")
+    ap.add_argument("--allocators", help="comma-separated allocators to run (default: all that load; "
+                    "'system' = the process's malloc, e.g. under LD_PRELOAD)")
     ap.add_argument("--interleave", action="store_true",
                     help="--benchmark_enable_random_interleaving: repetitions of all "
                          "benchmarks in random order (spreads slow drifts of the machine)")
@@ -81,6 +85,8 @@ def run_benchmarks(args, json_path):
         cmd.append("--benchmark_enable_random_interleaving=true")
     if args.no_summary:
         cmd.append("--no_strata_summary")
+    if args.allocators:
+        cmd.append(f"--allocators={args.allocators}")
     print(f"compare.py: running {' '.join(cmd)}", file=sys.stderr, flush=True)
     # stderr (Google Benchmark's context lines) is kept with stdout: echoed
     # with --verbose, shown when the run fails.
@@ -119,7 +125,7 @@ def load_results(path):
         name = b.get("run_name", b["name"])
         reps = max(reps, int(b.get("repetitions", 1)))
         ops = float(b.get("ops", 1.0)) or 1.0
-        field = "real_time" if name.endswith("/real_time") else "cpu_time"
+        field = "real_time" if "/real_time" in name else "cpu_time"
         ns = float(b[field]) * UNIT_NS[b.get("time_unit", "ns")] / ops
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
@@ -132,7 +138,7 @@ def load_results(path):
         parts = name.split("/")
         if len(parts) < 2 or parts[1] not in ALLOCATORS:
             continue
-        row = "/".join([parts[0]] + [p for p in parts[2:] if p != "real_time"])
+        row = "/".join([parts[0]] + [p for p in parts[2:] if p != "real_time" and not p.startswith("threads:")])
         if name in medians:
             value = medians[name]
         else:
@@ -140,7 +146,12 @@ def load_results(path):
         results[(row, parts[1])] = value
         if row not in rows:
             rows.append(row)
+    global PRESENT
+    PRESENT = [a for a in ALLOCATORS if any(k[1] == a for k in results)]
     return data.get("context", {}), results, rows, reps
+
+
+PRESENT = []  # allocators present in the results, in ALLOCATORS order
 
 
 def fmt_time(ns):
@@ -165,17 +176,46 @@ def geomean(values):
 
 
 def build_table(results, rows):
-    header = ["pattern (time per op)", "strata", "glibc", "tbbmalloc", "strata/glibc", "strata/tbbmalloc"]
+    allocs = PRESENT
+    peers = [a for a in allocs if a != "strata"]
+    has_glibc = "glibc" in allocs and "strata" in allocs
+    has_best = "strata" in allocs and len(peers) > 0
+    header = ["pattern (time per op)"] + allocs
+    if has_glibc:
+        header.append("strata/glibc")
+    if has_best:
+        header.append("strata/best peer")
     body = []
-    ratios_g, ratios_t = [], []
+    ratios_g, ratios_b = [], []
+    per_alloc = {a: [] for a in allocs}
     for row in rows:
-        s, g, t = (results.get((row, a)) for a in ALLOCATORS)
-        rg = s / g if s is not None and g else None
-        rt = s / t if s is not None and t else None
-        ratios_g.append(rg)
-        ratios_t.append(rt)
-        body.append([row, fmt_time(s), fmt_time(g), fmt_time(t), fmt_ratio(rg), fmt_ratio(rt)])
-    footer = ["geometric mean", "", "", "", fmt_ratio(geomean(ratios_g)), fmt_ratio(geomean(ratios_t))]
+        vals = {a: results.get((row, a)) for a in allocs}
+        cells = [row] + [fmt_time(vals[a]) for a in allocs]
+        s = vals.get("strata")
+        g = vals.get("glibc")
+        for a in allocs:
+            if vals[a] is not None and g:
+                per_alloc[a].append(vals[a] / g)
+        if has_glibc:
+            rg = s / g if s is not None and g else None
+            ratios_g.append(rg)
+            cells.append(fmt_ratio(rg))
+        if has_best:
+            pv = [(vals[p], p) for p in peers if vals[p] is not None]
+            if s is not None and pv:
+                b, who = min(pv)
+                rb = s / b
+                ratios_b.append(rb)
+                cells.append(f"{rb:.2f} {who}")
+            else:
+                cells.append("-")
+        body.append(cells)
+    footer = ["geometric mean vs glibc"] + [fmt_ratio(geomean(per_alloc[a])) if g_ok else ""
+                                            for a, g_ok in ((a, "glibc" in allocs) for a in allocs)]
+    if has_glibc:
+        footer.append(fmt_ratio(geomean(ratios_g)))
+    if has_best:
+        footer.append(fmt_ratio(geomean(ratios_b)))
     return header, body, footer
 
 
@@ -200,7 +240,7 @@ def print_markdown(header, body, footer, out):
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|", file=out)
     for r in body:
         print("| " + " | ".join(f"`{r[0]}`" if i == 0 else c for i, c in enumerate(r)) + " |", file=out)
-    f = ["**" + footer[0] + "**"] + footer[1:4] + [f"**{c}**" if c else c for c in footer[4:]]
+    f = ["**" + footer[0] + "**"] + [f"**{c}**" if c else c for c in footer[1:]]
     print("| " + " | ".join(f) + " |", file=out)
 
 
@@ -244,7 +284,7 @@ def main():
         pass
     stat = f"median of {reps} runs" if reps > 1 else "1 run"
     print(f"strata micro benchmarks: {stat} each; time per operation (cpu time; real time for "
-          f"xthread); ratio < 1: strata is faster", file=out)
+          f"xthread and pair2t); ratio < 1: strata is faster", file=out)
     print(f"strata commit: {git_commit()}; {context.get('num_cpus', '?')} cpus {cpu}; "
           f"{context.get('date', '')}", file=out)
     if context.get("cpu_scaling_enabled"):
@@ -259,7 +299,7 @@ def main():
               file=out)
         for r in xrows:
             cells = []
-            for a in ALLOCATORS:
+            for a in PRESENT:
                 ns = results.get((r, a))
                 cells.append(f"{a} {1e3 / ns:.2f} M/s" if ns else f"{a} -")
             print(f"  {r:<14} " + ", ".join(cells), file=out)
