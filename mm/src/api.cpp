@@ -459,7 +459,29 @@ STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
   return p;
 }
 
-STRATA_API void* strata_realloc(void* p, size_t n) noexcept { return heap_realloc(nullptr, p, n, "strata_realloc"); }
+// The common case of a realloc that stays in place, decided with the same
+// checks as the free fast path; everything else goes through heap_realloc.
+STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  std::uintptr_t chunk = a & ~(kChunkSize - 1);
+  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)))) {
+    auto* s = reinterpret_cast<Span*>(chunk);
+    std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
+    std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
+    std::size_t bs = s->block_size;
+    if (idx * s->block_size == off && idx < s->carved.load(std::memory_order_relaxed) &&
+        static_cast<Block*>(p)->cookie != (a ^ g_secret) && n <= bs && 4 * n >= bs)
+      return p;
+  } else if (chunk_map::kind_of(e) == ChunkKind::kMedium && (a & (kMinAlign - 1)) == 0) {
+    auto* pool = chunk_map::owner_of<MediumPool>(e);
+    if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ g_secret)) {
+      std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
+      if (n <= usable && 2 * n + 2 * kMediumGranule >= usable && 4 * n >= 3 * usable) return p;
+    }
+  }
+  return heap_realloc(nullptr, p, n, "strata_realloc");
+}
 
 STRATA_API void* strata_aligned_alloc(size_t alignment, size_t size) noexcept {
   return heap_aligned_alloc(&g_default_heap, alignment, size);

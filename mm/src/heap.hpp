@@ -255,9 +255,17 @@ void medium_release_all(Heap* h) noexcept;
 // Frees a chain of validated medium blocks (linked through Block::next) under one lock.
 void medium_free_chain(Heap* h, Block* head) noexcept;
 // Unlocked check that p is the start of a block the medium tier considers in
-// use (a racy read of the start bitmap: only for the cache's fast decision;
-// anything doubtful goes to the locked path).
-bool medium_is_live_start(MediumPool* pool, const void* p) noexcept;
+// use (a racy read of the start bitmap: only for fast decisions; anything
+// doubtful goes to the locked path).
+__attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
+  // data + kMediumHeaderSize is 4 KiB aligned, so user pointers sit at whole granules from it.
+  std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - (reinterpret_cast<std::uintptr_t>(pool) + kMediumDataOffset +
+                                                              kMediumHeaderSize);
+  if (off >= kMediumPoolGranules * kMediumGranule || (off & (kMediumGranule - 1))) return false;
+  std::size_t g = off / kMediumGranule;
+  const volatile std::uint64_t* w = &pool->starts[g / 64];
+  return (*w >> (g % 64)) & 1;
+}
 std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools
 
 // ---- large.cpp ----

@@ -166,14 +166,6 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept;
 
 }  // namespace
 
-__attribute__((no_sanitize("thread"))) bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
-  char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
-  if (block < data_of(pool) || block >= data_end(pool) || (block - data_of(pool)) % kMediumGranule) return false;
-  std::size_t g = granule_of(pool, block);
-  const volatile std::uint64_t* w = &pool->starts[g / 64];
-  return (*w >> (g % 64)) & 1;
-}
-
 void medium_free_chain(Heap* h, Block* head) noexcept {
   MediumTier& m = h->medium;
   std::size_t freed = 0;
