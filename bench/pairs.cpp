@@ -4,6 +4,13 @@
 //   strata_pairs strata <size> <iterations>   strata_malloc / strata_free (libstrata.a)
 //   strata_pairs malloc <size> <iterations>   malloc / free: glibc's, or whatever
 //                                             LD_PRELOAD puts in front of it
+//   strata_pairs append <step> <iterations>    realloc append: a buffer grown by
+//                                             <step> bytes per realloc call, the
+//                                             new bytes written (a string appended
+//                                             one byte or one word at a time);
+//                                             <iterations> calls, starting over
+//                                             from a fresh buffer every 4096 calls
+//   strata_pairs strata-append <step> <n>     the same through strata_realloc
 //
 // The script runs each case with two iteration counts and divides the
 // difference of the instruction totals by the difference of the counts, so
@@ -43,6 +50,30 @@ __attribute__((noinline, noipa)) void LoopStrata(std::size_t size, long n) {
   }
 }
 
+// A string grown by `step` bytes per realloc, restarted every 4096 appends
+// (so the buffer stays small, 4 KiB or 32 KiB: the common case of a string
+// builder, not the large-block path).
+template <void* (*Realloc)(void*, std::size_t), void (*Free)(void*)>
+__attribute__((noinline, noipa)) void LoopAppend(std::size_t step, long n) {
+  char* p = nullptr;
+  std::size_t len = 0;
+  for (long i = 0; i < n; ++i) {
+    if ((i & 4095) == 0 && p != nullptr) {
+      Free(p);
+      p = nullptr;
+      len = 0;
+    }
+    p = static_cast<char*>(Realloc(p, len + step));
+    Escape(p);
+    p[len] = static_cast<char>(i);  // append: write the new bytes' first byte
+    len += step;
+  }
+  Free(p);
+}
+
+void* LibcRealloc(void* p, std::size_t n) { return std::realloc(p, n); }
+void LibcFree(void* p) { std::free(p); }
+
 const char* MallocObject() {
   void* sym = dlsym(RTLD_DEFAULT, "malloc");
   Dl_info info;
@@ -53,8 +84,25 @@ const char* MallocObject() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const bool append = argc == 4 && (std::strcmp(argv[1], "append") == 0 || std::strcmp(argv[1], "strata-append") == 0);
+  if (append) {
+    const std::size_t step = std::strtoull(argv[2], nullptr, 0);
+    const long n = std::strtol(argv[3], nullptr, 0);
+    if (std::strcmp(argv[1], "append") == 0) {
+      LoopAppend<LibcRealloc, LibcFree>(step, 1);
+      LoopAppend<LibcRealloc, LibcFree>(step, n);
+      std::fprintf(stderr, "strata_pairs: append with malloc from %s, step %zu, %ld reallocs\n", MallocObject(),
+                   step, n);
+    } else {
+      LoopAppend<strata_realloc, strata_free>(step, 1);
+      LoopAppend<strata_realloc, strata_free>(step, n);
+      std::fprintf(stderr, "strata_pairs: append with strata_realloc (libstrata.a), step %zu, %ld reallocs\n", step,
+                   n);
+    }
+    return 0;
+  }
   if (argc != 4 || (std::strcmp(argv[1], "strata") != 0 && std::strcmp(argv[1], "malloc") != 0)) {
-    std::fprintf(stderr, "usage: %s strata|malloc <size> <iterations>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s strata|malloc|append|strata-append <size|step> <iterations>\n", argv[0]);
     return 2;
   }
   const bool strata = std::strcmp(argv[1], "strata") == 0;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per malloc+free pair, counted with callgrind, for strata and
-# its peers.
+# Instructions per malloc+free pair and per append-realloc, counted with
+# callgrind, for strata and its peers.
 #
 #   scripts/callgrind-pairs.sh [build-dir]        (default: ./build)
 #
-# Environment: SIZES="16 64 256 1024"  N1=100000  N2=200000  JOBS=<nproc>
+# Environment: SIZES="16 64 256 1024"  APPENDS="1 8"  N1=100000  N2=200000  JOBS=<nproc>
 #              STRATA_COMMIT (shown in the header; default: git log -1)
 #
 # bench/pairs.cpp (target strata_pairs) runs a bare loop of N pairs
@@ -13,7 +13,11 @@
 # first-touch and exit costs cancel, what is left is one pair plus the loop
 # around it, which is NOT subtracted: 9 instructions per pair for malloc/free
 # (mov size, call malloc, PLT jmp, mov p, call free, PLT jmp, add, cmp, jne),
-# 7 for the direct strata API (no PLT jumps).  Cases:
+# 7 for the direct strata API (no PLT jumps).
+# The "append N B" columns count one realloc call of a string grown N bytes
+# per call (strata_pairs append: the buffer restarts every 4096 calls, so it
+# stays under 32 KiB; one free per 4096 calls is included), loop included
+# (about 10 instructions).  Cases:
 #   strata     strata_malloc/strata_free called directly (libstrata.a)
 #   strata.so  malloc/free with LD_PRELOAD=<build>/mm/libstrata.so (the override)
 #   glibc      malloc/free of glibc
@@ -25,6 +29,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 SIZES=${SIZES:-"16 64 256 1024"}
+APPENDS=${APPENDS:-"1 8"}
+# Columns: a size (malloc+free pair) or aN (append N bytes per realloc).
+COLS="$SIZES $(for a in $APPENDS; do printf 'a%s ' "$a"; done)"
 N1=${N1:-100000}
 N2=${N2:-200000}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
@@ -52,17 +59,21 @@ CASES=(
 TMP=$(mktemp -d /tmp/strata-callgrind.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-# run_one <name> <mode> <preload> <expect> <size> <n>: writes $TMP/<name>-<size>-<n>.ir
+# run_one <name> <mode> <preload> <expect> <col> <n>: writes $TMP/<name>-<col>-<n>.ir
 run_one() {
-  local name=$1 mode=$2 preload=$3 expect=$4 size=$5 n=$6
-  local base=$TMP/$name-$size-$n
+  local name=$1 mode=$2 preload=$3 expect=$4 col=$5 n=$6
+  local base=$TMP/$name-$col-$n size=$col
+  if [[ $col == a* ]]; then
+    size=${col#a}
+    if [ "$mode" = strata ]; then mode=strata-append; else mode=append; fi
+  fi
   local env=()
   [ "$preload" != - ] && env=(LD_PRELOAD="$preload")
   if ! env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$base.out" --log-file="$base.vg" \
          "$PAIRS" "$mode" "$size" "$n" 2>"$base.err"; then
     echo "FAIL(exit)" >"$base.ir"; return 0
   fi
-  if [ "$expect" != - ] && ! grep -q "malloc from .*$expect" "$base.err"; then
+  if [ "$expect" != - ] && ! grep -q "from .*$expect" "$base.err"; then
     echo "FAIL(preload)" >"$base.ir"; return 0
   fi
   awk '/^(summary|totals):/ {print $2; exit}' "$base.out" >"$base.ir"
@@ -75,7 +86,7 @@ for c in "${CASES[@]}"; do
     echo "callgrind-pairs: $name skipped ($preload not found)" >&2; continue
   fi
   present+=("$c")
-  for size in $SIZES; do
+  for size in $COLS; do
     for n in "$N1" "$N2"; do
       run_one "$name" "$mode" "$preload" "$expect" "$size" "$n" &
       while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
@@ -87,14 +98,17 @@ wait
 echo "Instructions per malloc+free pair (callgrind Ir): (Ir(N2) - Ir(N1)) / (N2 - N1), N1=$N1, N2=$N2."
 echo "Includes the loop overhead, not subtracted: 9 instructions per pair through malloc/free"
 echo "(2 calls, 2 PLT jumps, 2 movs, add/cmp/jne), 7 for the direct strata API (no PLT jumps)."
+echo "'append N B': instructions per realloc call growing a string by N bytes (restarted every"
+echo "4096 calls; loop and the amortised free included, about 10 instructions)."
 echo "strata commit: ${STRATA_COMMIT:-$(git log -1 --format='%h %s' 2>/dev/null || echo '?')}; valgrind $(valgrind --version | sed 's/valgrind-//')"
 echo
 {
-  printf 'allocator'; for size in $SIZES; do printf '\t%s B' "$size"; done; printf '\n'
+  printf 'allocator'; for size in $SIZES; do printf '\t%s_B' "$size"; done
+  for a in $APPENDS; do printf '\tappend_%s_B' "$a"; done; printf '\n'
   for c in "${present[@]}"; do
     read -r name mode preload expect <<<"$c"
     printf '%s' "$name"
-    for size in $SIZES; do
+    for size in $COLS; do
       a=$(cat "$TMP/$name-$size-$N1.ir" 2>/dev/null || echo "FAIL")
       b=$(cat "$TMP/$name-$size-$N2.ir" 2>/dev/null || echo "FAIL")
       if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ ]]; then
@@ -105,4 +119,4 @@ echo
     done
     printf '\n'
   done
-} | column -t -s $'\t' -R "$(seq -s, 2 $(( $(wc -w <<<"$SIZES") + 1 )))"
+} | column -t -s $'\t' -R "$(seq -s, 2 $(( $(wc -w <<<"$COLS") + 1 )))"

@@ -2,7 +2,7 @@
 # Installs the Debian packages strata's build, tests and benchmarks need,
 # when any is missing.  Idempotent; needs root (or sudo) on Debian 12.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config python3 valgrind
+PKGS=(build-essential cmake pkg-config python3 valgrind gnuplot-nox
       libtbb-dev libbenchmark-dev catch2
       libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev)
 missing=()

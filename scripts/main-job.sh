@@ -2,14 +2,21 @@
 # strata's main job, for a fresh Debian 12 machine:
 #   1. installs the Debian packages (scripts/install-deps.sh; needs root or sudo)
 #   2. configures a Release build in ./build (tests off) and builds the
-#      micro benchmark, bench/micro.cpp (target strata_micro)
-#   3. runs bench/compare.py in quick mode: time per operation for strata,
-#      glibc and tbbmalloc, the ratios strata/glibc and strata/tbbmalloc
+#      micro benchmark (bench/micro.cpp, target strata_micro), the workloads
+#      (bench/workloads/, target strata_workloads) and libstrata.so
+#   3. runs bench/compare.py in quick mode on the micro benchmarks: time per
+#      operation for strata and the peers (glibc, tbbmalloc, mimalloc,
+#      jemalloc, tcmalloc), the ratios strata/glibc and strata/best peer
 #      (below 1: strata is faster) and their geometric means
-#   4. prints strata's heap summary as the benchmarks left it: the benchmark
-#      binary calls strata_print_summary(NULL, 1) after its last benchmark
-#      (compare.py prints it after the table)
-# About 2-3 minutes on 2 cores, most of it the build.
+#   4. runs bench/run --quick: every whole workload with every allocator
+#      preloaded, 1, 2 and 4 threads, 3 interleaved rounds; time and peak RSS
+#      ratios to glibc and to the best peer, geometric means
+#   5. prints strata's heap summary as the micro benchmarks left it: the
+#      benchmark binary calls strata_print_summary(NULL, 1) after its last
+#      benchmark (printed at the very end)
+# About 3-4 minutes on 2 cores (build about 1, micro about 1.5, workloads
+# about 1).  The full run, which also rewrites docs/benchmarks.md, is
+# bench/run --docs.
 # Usage: scripts/main-job.sh [extra compare.py options, e.g. --markdown]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +26,20 @@ scripts/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF
-cmake --build build -j"$jobs" --target strata_micro
+cmake --build build -j"$jobs" --target strata_micro strata_workloads strata_override
 
-python3 bench/compare.py --quick --binary build/bench/strata_micro "$@"
+summary=$(mktemp /tmp/strata-summary.XXXXXX)
+trap 'rm -f "$summary"' EXIT
+# compare.py prints the table, then strata's heap summary (from the marker
+# line on): the summary is held back and printed after the workload table.
+python3 bench/compare.py --quick --binary build/bench/strata_micro "$@" |
+  awk -v s="$summary" '/^==== strata heap summary/ {f = 1} f {print > s; next} {print}'
+
+echo
+python3 bench/run --quick --build build
+
+echo
+cat "$summary"
 
 echo
 echo "main job: done in $(( $(date +%s) - start )) s"
