@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <array>
+#include <cstddef>
 #include <cstring>
 
 #include "heap.hpp"
@@ -115,7 +117,7 @@ Info classify(const void* p, bool check_medium = true) noexcept {
         in.msg = "the address is a small-block slot strata never handed out";
         return in;
       }
-      if (static_cast<const Block*>(p)->cookie == (a ^ g_secret)) {
+      if (static_cast<const Block*>(p)->cookie == (a ^ secret())) {
         in.err = STRATA_ERROR_DOUBLE_FREE;
         in.msg = "the small block is already free";
       }
@@ -130,7 +132,7 @@ Info classify(const void* p, bool check_medium = true) noexcept {
         return in;
       }
       // p + 8 lies in the same 16-byte unit as p, inside the pool: mapped.
-      if (static_cast<const Block*>(p)->cookie == (a ^ g_secret) && medium_is_live_start(in.pool, p)) {
+      if (static_cast<const Block*>(p)->cookie == (a ^ secret()) && medium_is_live_start(in.pool, p)) {
         in.err = STRATA_ERROR_DOUBLE_FREE;
         in.msg = "the medium block is already free (held in a thread cache)";
         return in;
@@ -249,7 +251,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
       unsigned c = in.span->size_class;
       auto* b = static_cast<Block*>(p);
       if (ThreadCache* tc = cache_for(in.heap))
-        cache_push(tc, c, b, reinterpret_cast<std::uintptr_t>(p) ^ g_secret);
+        cache_push(tc, c, b, reinterpret_cast<std::uintptr_t>(p) ^ secret());
       else
         small_free_central(in.heap, b, c);
       return;
@@ -267,7 +269,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
           if (bin.room > 0) {
             auto* b = static_cast<Block*>(p);
             b->next = bin.head;
-            b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ g_secret;
+            b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();
             bin.head = b;
             bin.room--;
             tc->medium_cached_bytes += size;
@@ -307,9 +309,16 @@ STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const ch
     std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
     if (STRATA_LIKELY(s->heap == tc->heap && idx * s->block_size == off &&
                       idx < s->carved.load(std::memory_order_relaxed))) {
-      std::uintptr_t cookie = a ^ g_secret;
-      if (STRATA_LIKELY(static_cast<Block*>(p)->cookie != cookie))
-        return cache_push(tc, s->size_class, static_cast<Block*>(p), cookie);
+      std::uintptr_t cookie = a ^ s->secret;
+      auto* b = static_cast<Block*>(p);
+      if (STRATA_LIKELY(b->cookie != cookie)) {
+        auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(tc) + s->bin_offset);
+        b->next = bin->head;
+        b->cookie = cookie;
+        bin->head = b;
+        if (STRATA_UNLIKELY(--bin->room < 0)) cache_overflow(tc, s->size_class);
+        return;
+      }
     }
   }
   free_slow(p, expect, op);
@@ -408,10 +417,24 @@ inline Heap* pool_heap(strata_pool_t* pool) noexcept {
 // ---- exported API ----------------------------------------------------------------
 extern "C" {
 
+// (n + 15) / 16 -> byte offset of the class's bin inside a ThreadCache.
+constexpr auto kSizeToBinOffset = [] {
+  std::array<std::uint16_t, kLookupEntries> t{};
+  for (std::size_t i = 0; i < kLookupEntries; ++i)
+    t[i] = static_cast<std::uint16_t>(offsetof(ThreadCache, bins) + kSizeToClass[i] * sizeof(CacheBin));
+  return t;
+}();
+
 STRATA_API void* strata_malloc(size_t n) noexcept {
   ThreadCache* tc = t_cache;
   if (STRATA_LIKELY(n <= kMaxSmallSize)) {
-    if (void* p = cache_pop(tc, size_to_class(n))) return p;
+    auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(tc) + kSizeToBinOffset[(n + 15) >> 4]);
+    if (Block* b = bin->head; STRATA_LIKELY(b != nullptr)) {
+      bin->head = b->next;
+      bin->room++;
+      b->cookie = 0;
+      return b;
+    }
   }
   return alloc_slow(&g_default_heap, n);
 }
@@ -471,11 +494,11 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
     std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
     std::size_t bs = s->block_size;
     if (idx * s->block_size == off && idx < s->carved.load(std::memory_order_relaxed) &&
-        static_cast<Block*>(p)->cookie != (a ^ g_secret) && n <= bs && 4 * n >= bs)
+        static_cast<Block*>(p)->cookie != (a ^ secret()) && n <= bs && 4 * n >= bs)
       return p;
   } else if (chunk_map::kind_of(e) == ChunkKind::kMedium && (a & (kMinAlign - 1)) == 0) {
     auto* pool = chunk_map::owner_of<MediumPool>(e);
-    if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ g_secret)) {
+    if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {
       std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
       if (n <= usable && 2 * n + 2 * kMediumGranule >= usable && 4 * n >= 3 * usable) return p;
     }

@@ -20,7 +20,7 @@ namespace strata::detail {
 
 constinit Heap g_default_heap;
 constinit ThreadCache g_empty_cache{};
-std::uintptr_t g_secret = 0;
+std::atomic<std::uintptr_t> g_secret{0};
 __thread ThreadCache* t_cache = &g_empty_cache;
 
 namespace {
@@ -152,12 +152,18 @@ void fork_child() noexcept {
 
 }  // namespace
 
+void secret_init() noexcept {
+  if (g_secret.load(std::memory_order_acquire)) return;
+  std::uintptr_t expected = 0;
+  g_secret.compare_exchange_strong(expected, static_cast<std::uintptr_t>(os::random_u64()), std::memory_order_acq_rel);
+}
+
 void ensure_process_init() noexcept {
   int s = g_init_state.load(std::memory_order_acquire);
   if (STRATA_LIKELY(s == 2)) return;
   if (s == 1) return;  // another thread (or this one, re-entered) is initialising
   if (!g_init_state.compare_exchange_strong(s, 1, std::memory_order_acq_rel)) return;
-  g_secret = static_cast<std::uintptr_t>(os::random_u64());
+  secret_init();
   {
     LockGuard g(g_heaps_lock);
     if (!g_default_heap.next && !g_default_heap.prev && g_heaps != &g_default_heap) link_heap_locked(&g_default_heap);
@@ -177,6 +183,7 @@ void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept {
 }
 
 void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner, const char* name) noexcept {
+  secret_init();
   void* p = os::map_aligned(size, kChunkSize);
   if (!p) return nullptr;
   if (!chunk_map::set_range(p, size, chunk_map::make(owner ? owner : p, kind))) {

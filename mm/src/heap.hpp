@@ -47,6 +47,8 @@ struct Counter32 {
 //   [S3] carved <= capacity; carved only grows while the span is assigned
 struct Span {
   Heap* heap;                          // owner; read by the free fast path
+  std::uintptr_t secret;               // == g_secret: the free cookie of block b is b ^ secret
+  std::uint32_t bin_offset;            // offsetof(ThreadCache, bins[size_class]): the fast paths' bin
   std::uint32_t block_size;            // bytes per block
   std::uint32_t recip;                 // class_reciprocal(size_class)
   std::atomic<std::uint32_t> carved;   // blocks ever handed out of the bump area
@@ -218,7 +220,9 @@ struct Heap {
 
 extern Heap g_default_heap;
 extern ThreadCache g_empty_cache;  // all bins empty, heap == nullptr: forces the slow path
-extern std::uintptr_t g_secret;    // per-process random, for free cookies
+extern std::atomic<std::uintptr_t> g_secret;  // per-process random, for free cookies; set once, before any block exists
+inline std::uintptr_t secret() noexcept { return g_secret.load(std::memory_order_relaxed); }
+void secret_init() noexcept;  // idempotent; called before strata maps anything
 
 extern __thread ThreadCache* t_cache;  // the process heap's cache of this thread
 

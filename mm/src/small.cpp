@@ -13,7 +13,7 @@ namespace {
 inline Span* span_of(const void* p) noexcept {
   return reinterpret_cast<Span*>(reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1));
 }
-inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ g_secret; }
+inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
 constexpr unsigned kSpansPerMap = 4;
 
@@ -48,6 +48,8 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
       s = reinterpret_cast<Span*>(mem);
     }
   }
+  s->secret = secret();
+  s->bin_offset = static_cast<std::uint32_t>(offsetof(ThreadCache, bins) + c * sizeof(CacheBin));
   s->block_size = kClassSize[c];
   s->recip = class_reciprocal(c);
   s->capacity = blocks_per_span(c);
