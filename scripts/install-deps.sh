@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config python3 valgrind gnuplot-nox
       libtbb-dev libbenchmark-dev catch2
-      libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev)
+      libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev sqlite3 git libpython3.11-testsuite)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
