@@ -14,7 +14,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -42,10 +45,61 @@ double total_seconds() {
   return s > 0.5 ? s : 0.5;
 }
 
+thread_local int t_index = -1;  // set by the std::thread driver (TSan builds)
+
 std::uint32_t my_index() {
+  if (t_index >= 0) return static_cast<std::uint32_t>(t_index);
   int i = tbb::this_task_arena::current_thread_index();
   return i < 0 ? 31u : static_cast<std::uint32_t>(i);
 }
+
+// The parallel driver: oneTBB normally.  The Debian libtbb is not built with
+// ThreadSanitizer, whose happens-before tracking then misses TBB's task
+// hand-offs and reports races inside TBB's headers; under TSan the same
+// chunks run on plain std::threads, so that TSan checks strata, not TBB.
+#if defined(__SANITIZE_THREAD__)
+template <class F>
+void parallel_chunks(std::size_t n, std::size_t grain, F&& body) {
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      t_index = t;
+      for (;;) {
+        std::size_t b = next.fetch_add(grain);
+        if (b >= n) break;
+        body(b, b + grain < n ? b + grain : n);
+      }
+    });
+  for (auto& th : ts) th.join();
+}
+template <class T>
+class Queue {
+ public:
+  void push(T v) {
+    std::lock_guard<std::mutex> g(m_);
+    q_.push_back(v);
+  }
+  bool try_pop(T& v) {
+    std::lock_guard<std::mutex> g(m_);
+    if (q_.empty()) return false;
+    v = q_.front();
+    q_.pop_front();
+    return true;
+  }
+ private:
+  std::mutex m_;
+  std::deque<T> q_;
+};
+#else
+template <class F>
+void parallel_chunks(std::size_t n, std::size_t grain, F&& body) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
+                    [&](const tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); });
+}
+template <class T>
+using Queue = tbb::concurrent_queue<T>;
+#endif
 
 std::size_t random_size(std::uint64_t& x) {
   x = st::mix64(x);
@@ -132,9 +186,9 @@ void exchange_phase(double seconds, Stats& s, strata_pool_t* pool) {
   std::atomic<std::uint64_t> round{0};
   while (st::now_seconds() < deadline) {
     std::uint64_t base = round.fetch_add(1) * 1000003;
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, 4096, 64), [&](const tbb::blocked_range<std::size_t>& r) {
-      std::uint64_t x = st::mix64(base + r.begin() * 7 + my_index());
-      for (std::size_t i = r.begin(); i != r.end(); ++i) {
+    parallel_chunks(4096, 64, [&](std::size_t begin, std::size_t end) {
+      std::uint64_t x = st::mix64(base + begin * 7 + my_index());
+      for (std::size_t i = begin; i != end; ++i) {
         void* p = acquire(x, s, pool);
         if (!p) continue;
         x = st::mix64(x);
@@ -168,9 +222,9 @@ void exchange_phase(double seconds, Stats& s, strata_pool_t* pool) {
 // consumes whatever batch is at the head (usually another task's).
 void batch_phase(double seconds, Stats& s) {
   using Batch = std::vector<void*>;
-  tbb::concurrent_queue<Batch*> q;
+  Queue<Batch*> q;
   double deadline = st::now_seconds() + seconds;
-  tbb::parallel_for(0, kThreads * 4, [&](int task) {
+  parallel_chunks(kThreads * 4, 1, [&](std::size_t task, std::size_t) {
     std::uint64_t x = st::mix64(static_cast<std::uint64_t>(task) + 12345);
     while (st::now_seconds() < deadline) {
       auto* b = new Batch;
@@ -252,16 +306,15 @@ TEST_CASE("stress: cross-thread alloc/free with content checks", "[stress]") {
       REQUIRE(pool != nullptr);
       std::vector<void*> keep(4096, nullptr);
       arena.execute([&] {
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, keep.size(), 16),
-                          [&](const tbb::blocked_range<std::size_t>& r) {
-                            std::uint64_t x = st::mix64(r.begin() + 99);
-                            for (std::size_t i = r.begin(); i != r.end(); ++i) {
-                              void* a = acquire(x, s, pool);
-                              void* b = acquire(x, s, pool);
-                              if (b) release(b, s, pool);  // into this worker's cache
-                              keep[i] = a;
-                            }
-                          });
+        parallel_chunks(keep.size(), 16, [&](std::size_t begin, std::size_t end) {
+          std::uint64_t x = st::mix64(begin + 99);
+          for (std::size_t i = begin; i != end; ++i) {
+            void* a = acquire(x, s, pool);
+            void* b = acquire(x, s, pool);
+            if (b) release(b, s, pool);  // into this worker's cache
+            keep[i] = a;
+          }
+        });
       });
       // verify a few kept blocks on this thread, then drop everything at once
       for (std::size_t i = 0; i < keep.size(); i += 7)
