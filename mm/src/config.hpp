@@ -53,10 +53,13 @@ inline constexpr std::size_t kMediumCacheBudget = std::size_t{1} << 20;  // byte
 
 // ---- large tier ----
 inline constexpr std::size_t kLargeHeaderSize = 64;
-// Freed large mappings kept for reuse (hysteresis against mmap/munmap churn).
-inline constexpr std::size_t kLargeCacheMaxBlocks = 8;
-inline constexpr std::size_t kLargeCacheMaxBytes = std::size_t{32} << 20;
-inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{8} << 20;
+// Freed large mappings kept for reuse (against mmap/munmap churn and the page
+// faults of fresh memory): at most this many, and at most
+// max(kLargeCacheMinBytes, the heap's live large bytes) in all.
+inline constexpr std::size_t kLargeCacheMaxBlocks = 64;
+inline constexpr std::size_t kLargeCacheMinBytes = std::size_t{64} << 20;
+inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{64} << 20;  // larger blocks are unmapped at once
+inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh cacheable mapping is at least this big
 
 static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
 static_assert(kMaxMediumBlock % kMediumGranule == 0);

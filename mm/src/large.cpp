@@ -39,14 +39,62 @@ void cache_remove_locked(LargeTier& t, LargeBlock* lb) noexcept {
   t.cached_bytes -= lb->map_size;
 }
 
-// Best fit among the kept mappings: at least map_size, at most 25% more.
+// Best fit among the kept mappings (lock held), removed from the cache.
 LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
   LargeBlock* best = nullptr;
   for (LargeBlock* lb = t.cached; lb; lb = lb->next)
-    if (lb->map_size >= map_size && lb->map_size <= map_size + map_size / 4 && (!best || lb->map_size < best->map_size))
-      best = lb;
+    if (lb->map_size >= map_size && (!best || lb->map_size < best->map_size)) best = lb;
   if (best) cache_remove_locked(t, best);
   return best;
+}
+
+// The smallest mapping a large block can have: anything smaller is useless
+// as a kept block.
+constexpr std::size_t kMinLargeMap = (kMaxMediumSize + 1 + kLargeHeaderSize + kChunkSize - 1) & ~(kChunkSize - 1);
+
+// The kept block of heap h that starts exactly at `at`, or null (lock held).
+// The chunk map tells whether `at` is strata's large memory before its header
+// is read.
+LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
+  std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(at));
+  if (chunk_map::kind_of(e) != ChunkKind::kLarge) return nullptr;
+  auto* lb = chunk_map::owner_of<LargeBlock>(e);
+  return lb->magic == kLargeCachedMagic && lb->heap == h && lb->base == at ? lb : nullptr;
+}
+
+// Makes [base, base + size) a kept block with its header at base, merged with
+// kept neighbours (lock held).  Neighbours may be separate mappings; a merged
+// block is still unmapped correctly, and mremap on it simply fails over to a
+// move when the kernel kept the mappings apart.
+LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size) noexcept {
+  LargeTier& t = h->large;
+  // Index the piece first (this may need a new chunk-map leaf, and fail);
+  // merged neighbours are indexed already.
+  if (!chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
+  if (LargeBlock* right = kept_block_at(h, base + size)) {
+    cache_remove_locked(t, right);
+    right->magic = 0;
+    size += right->map_size;
+  }
+  if (base != nullptr) {
+    std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(base) - kChunkSize);
+    if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
+      auto* left = chunk_map::owner_of<LargeBlock>(e);
+      if (left->magic == kLargeCachedMagic && left->heap == h && left->base + left->map_size == base) {
+        cache_remove_locked(t, left);
+        base = left->base;
+        size += left->map_size;
+      }
+    }
+  }
+  auto* lb = reinterpret_cast<LargeBlock*>(base);
+  lb->heap = h;
+  lb->base = base;
+  lb->map_size = size;
+  lb->user = base + kLargeHeaderSize;
+  if (!chunk_map::set_range(base, size, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
+  cache_push_locked(h->large, lb);
+  return lb;
 }
 
 }  // namespace
@@ -55,14 +103,29 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   if (use_cache && align <= kLargeHeaderSize && size <= kLargeCacheMaxBlock) {
     std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
     LargeBlock* lb;
+    char* drop = nullptr;  // a tail too small to keep, unmapped after the lock
+    std::size_t drop_size = 0;
     {
       LockGuard g(h->large.lock);
       lb = cache_take_locked(h->large, map_size);
       if (lb) {
+        lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
+        // Split off what is more than an eighth too much: kept if it can
+        // still serve a large request, else given back.
+        std::size_t rest = lb->map_size - map_size;
+        if (rest > map_size / 8) {
+          char* tail = lb->base + map_size;
+          lb->map_size = map_size;
+          if (rest < kMinLargeMap || !make_kept_locked(h, tail, rest)) {
+            drop = tail;
+            drop_size = rest;
+          }
+        }
         lb->magic = kLargeMagic;
         link_locked(h->large, lb);
       }
     }
+    if (drop) heap_unmap(h, drop, drop_size);
     if (lb) {
       heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
       return lb->user;
@@ -72,7 +135,11 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   std::size_t extra = align + kLargeHeaderSize;  // room for the header below an aligned user pointer
   if (size > (std::size_t{1} << 62) || align > (std::size_t{1} << 40)) return nullptr;
   std::size_t map_size = align_up(size + extra, kChunkSize);
-  char* base = static_cast<char*>(os::map_aligned(map_size, kChunkSize));
+  // A cacheable request maps at least kLargeMapMin and keeps the rest: untouched
+  // pages cost no memory, and later requests are served without a system call.
+  std::size_t spare = 0;
+  if (use_cache && map_size < kLargeMapMin && align <= kLargeHeaderSize) spare = kLargeMapMin - map_size;
+  char* base = static_cast<char*>(os::map_aligned(map_size + spare, kChunkSize));
   if (!base) return nullptr;
   auto user = reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(base) + kLargeHeaderSize, align));
   auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
@@ -86,6 +153,17 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   lb->base = base;
   lb->map_size = map_size;
   lb->user = user;
+  // The spare part after the block (indexed only now that the block is, so
+  // its left neighbour is this live block and never a stale entry).
+  if (spare) {
+    bool kept = false;
+    if (spare >= kMinLargeMap) {
+      LockGuard g(h->large.lock);
+      kept = make_kept_locked(h, base + map_size, spare) != nullptr;
+    }
+    if (kept) h->os_bytes.fetch_add(spare, std::memory_order_relaxed);  // given back by heap_unmap later
+    else os::unmap(base + map_size, spare);
+  }
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
   std::size_t now = h->os_bytes.fetch_add(map_size, std::memory_order_relaxed) + map_size;
   std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
@@ -101,16 +179,40 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
 
 void large_free(Heap* h, LargeBlock* lb) noexcept {
   std::size_t size = lb->map_size;
+  if (size <= kLargeCacheMaxBlock) {
+    LargeBlock* evicted = nullptr;  // chain of kept blocks over the budget, unmapped after the lock
+    bool kept;
+    {
+      LockGuard g(h->large.lock);
+      LargeTier& t = h->large;
+      unlink_locked(t, lb);
+      lb->magic = 0;
+      // Kept with its header at the mapping's start (an aligned block's
+      // header was elsewhere).
+      kept = make_kept_locked(h, lb->base, size) != nullptr;
+      std::size_t budget = t.bytes > kLargeCacheMinBytes ? t.bytes : kLargeCacheMinBytes;
+      while (kept && (t.cached_bytes > budget || t.cached_count > kLargeCacheMaxBlocks)) {
+        LargeBlock* oldest = t.cached;
+        while (oldest->next) oldest = oldest->next;
+        cache_remove_locked(t, oldest);
+        oldest->next = evicted;
+        evicted = oldest;
+      }
+    }
+    heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
+    while (evicted) {
+      LargeBlock* next = evicted->next;
+      evicted->magic = 0;
+      heap_unmap(h, evicted->base, evicted->map_size);
+      evicted = next;
+    }
+    if (kept) return;
+    heap_unmap(h, lb->base, size);
+    return;
+  }
   {
     LockGuard g(h->large.lock);
     unlink_locked(h->large, lb);
-    LargeTier& t = h->large;
-    if (size <= kLargeCacheMaxBlock && lb->user == lb->base + kLargeHeaderSize &&
-        t.cached_count < kLargeCacheMaxBlocks && t.cached_bytes + size <= kLargeCacheMaxBytes) {
-      cache_push_locked(t, lb);
-      heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
-      return;
-    }
   }
   lb->magic = 0;
   heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
@@ -124,8 +226,48 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
   std::size_t old_map = lb->map_size;
   if (new_map == old_map) return true;
   if (new_map < old_map) {
-    heap_unmap(h, lb->base + new_map, old_map - new_map);
+    // The tail is kept for reuse when it can serve a large request.
+    char* tail = lb->base + new_map;
+    std::size_t rest = old_map - new_map;
+    bool kept = false;
+    if (rest >= kMinLargeMap) {
+      LockGuard g(h->large.lock);
+      kept = make_kept_locked(h, tail, rest) != nullptr;
+    }
+    if (!kept) heap_unmap(h, tail, rest);
   } else {
+    // Grow into a kept neighbour first, then by mremap.
+    bool absorbed = false;
+    std::size_t grow = new_map - old_map;
+    char* drop = nullptr;
+    std::size_t drop_size = 0;
+    {
+      LockGuard g(h->large.lock);
+      if (LargeBlock* right = kept_block_at(h, lb->base + old_map); right && right->map_size >= grow) {
+        cache_remove_locked(h->large, right);
+        right->magic = 0;
+        std::size_t rest = right->map_size - grow;
+        if (rest) {
+          char* tail = lb->base + new_map;
+          if (rest < kMinLargeMap || !make_kept_locked(h, tail, rest)) {
+            drop = tail;
+            drop_size = rest;
+          }
+        }
+        chunk_map::set_range(lb->base + old_map, grow, chunk_map::make(lb, ChunkKind::kLarge));
+        absorbed = true;
+      }
+    }
+    if (drop) heap_unmap(h, drop, drop_size);
+    if (absorbed) {
+      {
+        LockGuard g(h->large.lock);
+        h->large.bytes += grow;
+        lb->map_size = new_map;
+      }
+      heap_account_central(h, static_cast<std::ptrdiff_t>(grow));
+      return true;
+    }
     if (!os::remap_in_place(lb->base, old_map, new_map)) return false;
     if (!chunk_map::set_range(lb->base + old_map, new_map - old_map, chunk_map::make(lb, ChunkKind::kLarge))) {
       os::remap_in_place(lb->base, new_map, old_map);

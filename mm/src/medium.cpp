@@ -353,8 +353,8 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
 }
 
 std::size_t medium_usable(const void* p) noexcept {
-  const auto* t = reinterpret_cast<const MediumTag*>(static_cast<const char*>(p) - kMediumHeaderSize);
-  return (t->size_flags & kSizeMask) - kMediumHeaderSize;
+  // Unlocked: the size bits of a live block are stable, neighbours may flip its flag bits.
+  return medium_block_size_racy(p) - kMediumHeaderSize;
 }
 
 std::size_t medium_trim(Heap* h) noexcept {

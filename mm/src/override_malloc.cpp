@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdint>
 #include <cstring>
 
 #include "os.hpp"
@@ -48,8 +49,23 @@ STRATA_EXPORT void* reallocarray(void* p, size_t c, size_t n) noexcept {
   }
   return strata_realloc(p, total);
 }
-STRATA_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return strata_aligned_alloc(a, n); }
-STRATA_EXPORT void* memalign(size_t a, size_t n) noexcept { return strata_aligned_alloc(a, n); }
+namespace {
+// glibc 2.36's memalign and aligned_alloc: an alignment of 0 means none, any
+// other is rounded up to a power of two (only posix_memalign says EINVAL).
+void* glibc_memalign(size_t a, size_t n) noexcept {
+  if (a <= 16) return strata_malloc(n);
+  if (a & (a - 1)) {
+    if (a > (SIZE_MAX >> 1)) {
+      errno = EINVAL;
+      return nullptr;
+    }
+    a = size_t{1} << (64 - __builtin_clzl(a));
+  }
+  return strata_aligned_alloc(a, n);
+}
+}  // namespace
+STRATA_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
+STRATA_EXPORT void* memalign(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
 STRATA_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept {
   if (a < sizeof(void*) || (a & (a - 1))) return EINVAL;
   int saved = errno;
