@@ -52,6 +52,18 @@ LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
 // as a kept block.
 constexpr std::size_t kMinLargeMap = (kMaxMediumSize + 1 + kLargeHeaderSize + kChunkSize - 1) & ~(kChunkSize - 1);
 
+// Rule: a large block's header is read through the chunk map under the tier
+// lock (kept_block_at, the left-neighbour look-up), so a block leaves the map
+// and loses its magic under that lock, and is unmapped only after that.
+void unindex_locked(LargeBlock* lb) noexcept {
+  lb->magic = 0;
+  chunk_map::clear_range(lb->base, lb->map_size);
+}
+void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
+  os::unmap(base, size);
+  h->os_bytes.fetch_sub(size, std::memory_order_relaxed);
+}
+
 // The kept block of heap h that starts exactly at `at`, or null (lock held).
 // The chunk map tells whether `at` is strata's large memory before its header
 // is read.
@@ -195,28 +207,29 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
         LargeBlock* oldest = t.cached;
         while (oldest->next) oldest = oldest->next;
         cache_remove_locked(t, oldest);
+        unindex_locked(oldest);
         oldest->next = evicted;
         evicted = oldest;
       }
+      if (!kept) chunk_map::clear_range(lb->base, size);
     }
     heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
     while (evicted) {
       LargeBlock* next = evicted->next;
-      evicted->magic = 0;
-      heap_unmap(h, evicted->base, evicted->map_size);
+      release_unindexed(h, evicted->base, evicted->map_size);
       evicted = next;
     }
-    if (kept) return;
-    heap_unmap(h, lb->base, size);
+    if (!kept) release_unindexed(h, lb->base, size);
     return;
   }
+  char* base = lb->base;
   {
     LockGuard g(h->large.lock);
     unlink_locked(h->large, lb);
+    unindex_locked(lb);
   }
-  lb->magic = 0;
   heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
-  heap_unmap(h, lb->base, size);
+  release_unindexed(h, base, size);
 }
 
 bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
@@ -333,10 +346,10 @@ std::size_t large_trim(Heap* h) noexcept {
       lb = h->large.cached;
       if (!lb) break;
       cache_remove_locked(h->large, lb);
+      unindex_locked(lb);
     }
-    lb->magic = 0;
     released += lb->map_size;
-    heap_unmap(h, lb->base, lb->map_size);
+    release_unindexed(h, lb->base, lb->map_size);
   }
   return released;
 }
