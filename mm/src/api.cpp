@@ -298,17 +298,27 @@ STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept 
   free_valid(in, p, op);
 }
 
-STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
-  auto a = reinterpret_cast<std::uintptr_t>(p);
-  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+// True when address a (whose chunk-map entry is e) is exactly a block start
+// strata carved from a small span; *span is then that span.  The pointer
+// check shared by the free, free_sized and realloc fast paths; reads only
+// the chunk map and the span header.  (A bool, not a null Span*: the
+// compiler cannot prove a span address non-null and would test it again.)
+STRATA_FAST_PATH bool small_block_start(std::uintptr_t a, std::uintptr_t e, Span** span) noexcept {
   std::uintptr_t chunk = a & ~(kChunkSize - 1);
   // A span's entry is its own address tagged kSmall.
-  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)))) {
-    Span* s = reinterpret_cast<Span*>(chunk);
-    std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
-    std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
-    if (STRATA_LIKELY(s->heap == tc->heap && idx * s->block_size == off &&
-                      idx < s->carved.load(std::memory_order_relaxed))) {
+  if (STRATA_UNLIKELY(e != (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)))) return false;
+  auto* s = reinterpret_cast<Span*>(chunk);
+  std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
+  std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
+  *span = s;
+  return idx * s->block_size == off && idx < s->carved.load(std::memory_order_relaxed);
+}
+
+STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  Span* s;
+  if (STRATA_LIKELY(small_block_start(a, chunk_map::lookup_unchecked(a), &s))) {
+    if (STRATA_LIKELY(s->heap == tc->heap)) {
       std::uintptr_t cookie = a ^ s->secret;
       auto* b = static_cast<Block*>(p);
       if (STRATA_LIKELY(b->cookie != cookie)) {
@@ -443,10 +453,8 @@ STRATA_API void strata_free(void* p) noexcept { heap_free(p, t_cache, nullptr, "
 
 STRATA_API void strata_free_sized(void* p, size_t size) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
-  std::uintptr_t e = chunk_map::lookup_unchecked(a);
-  std::uintptr_t chunk = a & ~(kChunkSize - 1);
-  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)) &&
-                    size <= reinterpret_cast<Span*>(chunk)->block_size))
+  Span* s;
+  if (STRATA_LIKELY(small_block_start(a, chunk_map::lookup_unchecked(a), &s) && size <= s->block_size))
     return heap_free(p, t_cache, nullptr, "free_sized");
   if (!p) return;
   Info in = classify(p);
@@ -487,15 +495,10 @@ STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
 STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t e = chunk_map::lookup_unchecked(a);
-  std::uintptr_t chunk = a & ~(kChunkSize - 1);
-  if (STRATA_LIKELY(e == (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall)))) {
-    auto* s = reinterpret_cast<Span*>(chunk);
-    std::uint32_t off = static_cast<std::uint32_t>(a & (kChunkSize - 1)) - static_cast<std::uint32_t>(kSpanHeaderSize);
-    std::uint32_t idx = static_cast<std::uint32_t>((std::uint64_t{off} * s->recip) >> 32);
+  Span* s;
+  if (small_block_start(a, e, &s)) {
     std::size_t bs = s->block_size;
-    if (idx * s->block_size == off && idx < s->carved.load(std::memory_order_relaxed) &&
-        static_cast<Block*>(p)->cookie != (a ^ secret()) && n <= bs && 4 * n >= bs)
-      return p;
+    if (static_cast<Block*>(p)->cookie != (a ^ s->secret) && n <= bs && 4 * n >= bs) return p;
   } else if (chunk_map::kind_of(e) == ChunkKind::kMedium && (a & (kMinAlign - 1)) == 0) {
     auto* pool = chunk_map::owner_of<MediumPool>(e);
     if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {

@@ -182,6 +182,14 @@ void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept {
     h->peak_central_bytes.store(now, std::memory_order_relaxed);
 }
 
+void heap_account_os(Heap* h, std::ptrdiff_t delta) noexcept {
+  std::size_t now = h->os_bytes.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed) +
+                    static_cast<std::size_t>(delta);
+  std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
+  while (delta > 0 && now > peak && !h->peak_os_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
 void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner, const char* name) noexcept {
   secret_init();
   void* p = os::map_aligned(size, kChunkSize);
@@ -192,17 +200,14 @@ void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner, con
   }
   if (name) os::name_region(p, size, name);
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
-  std::size_t now = h->os_bytes.fetch_add(size, std::memory_order_relaxed) + size;
-  std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
-  while (now > peak && !h->peak_os_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
+  heap_account_os(h, static_cast<std::ptrdiff_t>(size));
   return p;
 }
 
 void heap_unmap(Heap* h, void* base, std::size_t size) noexcept {
   chunk_map::clear_range(base, size);
   os::unmap(base, size);
-  h->os_bytes.fetch_sub(size, std::memory_order_relaxed);
+  heap_account_os(h, -static_cast<std::ptrdiff_t>(size));
 }
 
 ThreadCache* cache_lookup(Heap* h) noexcept {

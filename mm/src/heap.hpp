@@ -235,6 +235,7 @@ void heap_destroy(Heap* h) noexcept;
 void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner_or_null, const char* name) noexcept;
 void heap_unmap(Heap* h, void* base, std::size_t size) noexcept;
 void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept;
+void heap_account_os(Heap* h, std::ptrdiff_t delta) noexcept;  // bytes mapped for h, and their peak
 void cache_flush_all(ThreadCache* tc) noexcept;
 
 // ---- small.cpp ----

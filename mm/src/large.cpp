@@ -61,7 +61,7 @@ void unindex_locked(LargeBlock* lb) noexcept {
 }
 void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
   os::unmap(base, size);
-  h->os_bytes.fetch_sub(size, std::memory_order_relaxed);
+  heap_account_os(h, -static_cast<std::ptrdiff_t>(size));
 }
 
 // The kept block of heap h that starts exactly at `at`, or null (lock held).
@@ -173,14 +173,11 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
       LockGuard g(h->large.lock);
       kept = make_kept_locked(h, base + map_size, spare) != nullptr;
     }
-    if (kept) h->os_bytes.fetch_add(spare, std::memory_order_relaxed);  // given back by heap_unmap later
+    if (kept) heap_account_os(h, static_cast<std::ptrdiff_t>(spare));  // given back by heap_unmap later
     else os::unmap(base + map_size, spare);
   }
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
-  std::size_t now = h->os_bytes.fetch_add(map_size, std::memory_order_relaxed) + map_size;
-  std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
-  while (now > peak && !h->peak_os_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
+  heap_account_os(h, static_cast<std::ptrdiff_t>(map_size));
   {
     LockGuard g(h->large.lock);
     link_locked(h->large, lb);
@@ -286,10 +283,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
       os::remap_in_place(lb->base, new_map, old_map);
       return false;
     }
-    std::size_t now = h->os_bytes.fetch_add(new_map - old_map, std::memory_order_relaxed) + new_map - old_map;
-    std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
-    while (now > peak && !h->peak_os_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-    }
+    heap_account_os(h, static_cast<std::ptrdiff_t>(new_map - old_map));
   }
   {
     LockGuard g(h->large.lock);
@@ -328,11 +322,7 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   nlb->user = nb + head;
   link_locked(h->large, nlb);
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
-  h->os_bytes.fetch_add(new_map - old_map, std::memory_order_relaxed);
-  std::size_t now = h->os_bytes.load(std::memory_order_relaxed);
-  std::size_t peak = h->peak_os_bytes.load(std::memory_order_relaxed);
-  while (now > peak && !h->peak_os_bytes.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
+  heap_account_os(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));
   heap_account_central(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));
   return nlb->user;
 }
