@@ -48,9 +48,11 @@ LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
   return best;
 }
 
-// The smallest mapping a large block can have: anything smaller is useless
-// as a kept block.
-constexpr std::size_t kMinLargeMap = (kMaxMediumSize + 1 + kLargeHeaderSize + kChunkSize - 1) & ~(kChunkSize - 1);
+// The smallest piece worth keeping: one chunk.  A piece too small to serve a
+// large request alone is still kept, because it merges with its neighbours
+// when they come back (giving touched pages back to the OS only to fault
+// fresh ones in soon after is what makes large-block churn slow).
+constexpr std::size_t kMinKeptPiece = kChunkSize;
 
 // Rule: a large block's header is read through the chunk map under the tier
 // lock (kept_block_at, the left-neighbour look-up), so a block leaves the map
@@ -111,38 +113,28 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size) noexcept {
 
 }  // namespace
 
-void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
-  if (use_cache && align <= kLargeHeaderSize && size <= kLargeCacheMaxBlock) {
-    std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
-    LargeBlock* lb;
-    char* drop = nullptr;  // a tail too small to keep, unmapped after the lock
-    std::size_t drop_size = 0;
-    {
-      LockGuard g(h->large.lock);
-      lb = cache_take_locked(h->large, map_size);
-      if (lb) {
-        lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
-        // Split off what is more than an eighth too much: kept if it can
-        // still serve a large request, else given back.
-        std::size_t rest = lb->map_size - map_size;
-        if (rest > map_size / 8) {
-          char* tail = lb->base + map_size;
-          lb->map_size = map_size;
-          if (rest < kMinLargeMap || !make_kept_locked(h, tail, rest)) {
-            drop = tail;
-            drop_size = rest;
-          }
-        }
-        lb->magic = kLargeMagic;
-        link_locked(h->large, lb);
-      }
-    }
-    if (drop) heap_unmap(h, drop, drop_size);
-    if (lb) {
-      heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
-      return lb->user;
-    }
+void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
+  if (size > kLargeCacheMaxBlock) return nullptr;
+  std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
+  LargeBlock* lb;
+  {
+    LockGuard g(h->large.lock);
+    lb = cache_take_locked(h->large, map_size);
+    if (!lb) return nullptr;
+    lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
+    // Split off what is more than an eighth too much and keep it (the pieces
+    // merge again when the block comes back).
+    std::size_t rest = lb->map_size - map_size;
+    if (rest > map_size / 8 && make_kept_locked(h, lb->base + map_size, rest)) lb->map_size = map_size;
+    link_locked(h->large, lb);
   }
+  heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
+  return lb->user;
+}
+
+void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
+  if (use_cache && align <= kLargeHeaderSize)
+    if (void* p = large_alloc_cached(h, size)) return p;
   if (align < kLargeHeaderSize) align = kLargeHeaderSize;
   std::size_t extra = align + kLargeHeaderSize;  // room for the header below an aligned user pointer
   if (size > (std::size_t{1} << 62) || align > (std::size_t{1} << 40)) return nullptr;
@@ -169,7 +161,7 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   // its left neighbour is this live block and never a stale entry).
   if (spare) {
     bool kept = false;
-    if (spare >= kMinLargeMap) {
+    if (spare >= kMinKeptPiece) {
       LockGuard g(h->large.lock);
       kept = make_kept_locked(h, base + map_size, spare) != nullptr;
     }
@@ -199,10 +191,26 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
       // Kept with its header at the mapping's start (an aligned block's
       // header was elsewhere).
       kept = make_kept_locked(h, lb->base, size) != nullptr;
-      std::size_t budget = t.bytes > kLargeCacheMinBytes ? t.bytes : kLargeCacheMinBytes;
+      std::size_t budget = t.bytes + (t.bytes < kLargeCacheMaxExtra ? t.bytes : kLargeCacheMaxExtra);
+      if (budget < kLargeCacheMinBytes) budget = kLargeCacheMinBytes;
       while (kept && (t.cached_bytes > budget || t.cached_count > kLargeCacheMaxBlocks)) {
         LargeBlock* oldest = t.cached;
         while (oldest->next) oldest = oldest->next;
+        std::size_t excess = align_up(t.cached_bytes - budget, kChunkSize);
+        if (t.cached_count <= kLargeCacheMaxBlocks && t.cached_bytes > budget && oldest->map_size > excess) {
+          // Only part of the oldest block is over the budget: give back its
+          // top, keep the rest (merged blocks can be big).
+          char* cut = oldest->base + oldest->map_size - excess;
+          chunk_map::clear_range(cut, excess);
+          oldest->map_size -= excess;
+          t.cached_bytes -= excess;
+          auto* piece = reinterpret_cast<LargeBlock*>(cut);
+          piece->base = cut;
+          piece->map_size = excess;
+          piece->next = evicted;
+          evicted = piece;
+          break;
+        }
         cache_remove_locked(t, oldest);
         unindex_locked(oldest);
         oldest->next = evicted;
@@ -240,7 +248,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
     char* tail = lb->base + new_map;
     std::size_t rest = old_map - new_map;
     bool kept = false;
-    if (rest >= kMinLargeMap) {
+    if (rest >= kMinKeptPiece) {
       LockGuard g(h->large.lock);
       kept = make_kept_locked(h, tail, rest) != nullptr;
     }
@@ -259,7 +267,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
         std::size_t rest = right->map_size - grow;
         if (rest) {
           char* tail = lb->base + new_map;
-          if (rest < kMinLargeMap || !make_kept_locked(h, tail, rest)) {
+          if (rest < kMinKeptPiece || !make_kept_locked(h, tail, rest)) {
             drop = tail;
             drop_size = rest;
           }
