@@ -645,11 +645,14 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   }
   s.small_blocks = out_blocks > s.cached_blocks ? out_blocks - s.cached_blocks : 0;
   s.small_bytes = out_bytes > s.cached_bytes ? out_bytes - s.cached_bytes : 0;
-  {
-    LockGuard g(h->medium.lock);
-    s.medium_blocks = h->medium.blocks > medium_cached_blocks ? h->medium.blocks - medium_cached_blocks : 0;
-    s.medium_bytes = h->medium.bytes > medium_cached_bytes ? h->medium.bytes - medium_cached_bytes : 0;
+  std::size_t medium_blocks = 0, medium_bytes = 0;
+  for (MediumTier& m : h->medium) {
+    LockGuard g(m.lock);
+    medium_blocks += m.blocks;
+    medium_bytes += m.bytes;
   }
+  s.medium_blocks = medium_blocks > medium_cached_blocks ? medium_blocks - medium_cached_blocks : 0;
+  s.medium_bytes = medium_bytes > medium_cached_bytes ? medium_bytes - medium_cached_bytes : 0;
   s.cached_blocks += medium_cached_blocks;
   s.cached_bytes += medium_cached_bytes;
   {

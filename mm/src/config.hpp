@@ -47,7 +47,8 @@ inline constexpr std::size_t kMediumPoolGranules =
 inline constexpr std::size_t kMaxMediumBlock = 260 * 1024;          // block bytes incl. header
 inline constexpr std::size_t kMaxMediumSize = kMaxMediumBlock - kMediumHeaderSize;  // user bytes
 inline constexpr unsigned kMediumBins = 1024;
-inline constexpr unsigned kEmptyMediumPoolsKept = 1;
+inline constexpr unsigned kEmptyMediumPoolsKept = 1;  // per medium arena
+inline constexpr unsigned kMediumArenas = 8;          // medium arenas per heap, each with its own lock
 
 inline constexpr std::size_t kMediumCacheBudget = std::size_t{1} << 20;  // bytes of medium blocks a thread cache keeps
 

@@ -22,11 +22,11 @@ constinit Heap g_default_heap;
 constinit ThreadCache g_empty_cache{};
 std::atomic<std::uintptr_t> g_secret{0};
 __thread ThreadCache* t_cache = &g_empty_cache;
+__thread std::uint32_t t_slot = 0;  // slot + 1, 0 = none
 
 namespace {
 
 // Thread state: 0 no slot yet; 1 has a slot; 2 exiting (no more caches).
-__thread std::uint32_t t_slot = 0;  // slot + 1, 0 = none
 __thread std::uint8_t t_state = 0;
 __thread bool t_busy = false;       // inside cache creation (re-entrancy guard)
 
@@ -115,7 +115,7 @@ void for_each_heap_lock(void (*fn)(Lock&)) noexcept {
   for (Heap* h = g_heaps; h; h = h->next) {
     fn(h->meta_lock);
     for (auto& c : h->classes) fn(c.lock);
-    fn(h->medium.lock);
+    for (auto& m : h->medium) fn(m.lock);  // arenas in index order
     fn(h->large.lock);
     fn(h->span_lock);
   }

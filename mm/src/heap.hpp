@@ -130,9 +130,11 @@ struct MediumFree {
 };
 
 inline constexpr std::uint64_t kMediumPoolMagic = 0x5354524d504f4f4cull;  // "STRMPOOL"
+struct MediumTier;
 struct MediumPool {
   std::uint64_t magic;
   Heap* heap;
+  MediumTier* arena;  // the arena whose lock guards this pool
   MediumPool* next;
   MediumPool* prev;
   std::size_t used_blocks;
@@ -141,7 +143,11 @@ struct MediumPool {
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);
 
-struct MediumTier {
+// One medium arena: its own lock, pools and bins.  A heap has kMediumArenas
+// of them; a thread allocates from arena (thread slot % kMediumArenas), a
+// block goes back to the arena of its pool (MediumPool::arena), so threads
+// allocating medium blocks at the same time do not share a lock.
+struct alignas(64) MediumTier {
   Lock lock;
   MediumPool* pools = nullptr;
   std::size_t pool_count = 0;
@@ -193,7 +199,7 @@ struct Heap {
   Heap* next = nullptr;  // g_heaps list
   Heap* prev = nullptr;
   SizeClass classes[kNumClasses];
-  MediumTier medium;
+  MediumTier medium[kMediumArenas];
   LargeTier large;
 
   Lock span_lock;
@@ -225,6 +231,7 @@ inline std::uintptr_t secret() noexcept { return g_secret.load(std::memory_order
 void secret_init() noexcept;  // idempotent; called before strata maps anything
 
 extern __thread ThreadCache* t_cache;  // the process heap's cache of this thread
+extern __thread std::uint32_t t_slot;  // this thread's slot + 1, 0 = none yet
 
 // ---- heap.cpp ----
 void ensure_process_init() noexcept;

@@ -1,7 +1,9 @@
 // strata — the medium tier: 1.25 MiB pools carved into 256-byte-granular
 // blocks with boundary tags, 1024 size bins found through a two-level bitmap,
-// neighbours coalesced on free, one lock per heap for the tier (FastMM).
-// Empty pools are returned to the OS beyond kEmptyMediumPoolsKept.
+// neighbours coalesced on free (FastMM).  A heap has kMediumArenas arenas,
+// each with its own lock; a thread allocates from the arena of its slot, a
+// block is freed into the arena of its pool.  Empty pools are returned to the
+// OS beyond kEmptyMediumPoolsKept per arena.
 #include "heap.hpp"
 
 namespace strata::detail {
@@ -75,14 +77,20 @@ inline bool is_start(MediumPool* pool, char* block) noexcept {
   return (pool->starts[g / 64] >> (g % 64)) & 1;
 }
 
-MediumPool* pool_create(Heap* h) noexcept {
+// The arena the calling thread allocates from.
+inline MediumTier& arena_for(Heap* h) noexcept {
+  std::uint32_t s = t_slot;
+  return h->medium[s ? (s - 1) % kMediumArenas : 0];
+}
+
+MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   void* mem = heap_map(h, kMediumPoolSize, ChunkKind::kMedium, nullptr, "strata:medium");
   if (!mem) return nullptr;
   auto* pool = static_cast<MediumPool*>(mem);
   pool->magic = kMediumPoolMagic;
   pool->heap = h;
+  pool->arena = &m;
   pool->used_blocks = pool->used_bytes = 0;
-  MediumTier& m = h->medium;
   pool->prev = nullptr;
   pool->next = m.pools;
   if (m.pools) m.pools->prev = pool;
@@ -101,7 +109,7 @@ MediumPool* pool_create(Heap* h) noexcept {
 }
 
 void pool_destroy_locked(Heap* h, MediumPool* pool) noexcept {
-  MediumTier& m = h->medium;
+  MediumTier& m = *pool->arena;
   if (pool->prev) pool->prev->next = pool->next; else m.pools = pool->next;
   if (pool->next) pool->next->prev = pool->prev;
   m.pool_count--;
@@ -167,24 +175,29 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept;
 }  // namespace
 
 void medium_free_chain(Heap* h, Block* head) noexcept {
-  MediumTier& m = h->medium;
   std::size_t freed = 0;
-  {
-    LockGuard g(m.lock);
-    while (head) {
-      Block* next = head->next;
-      char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
-      auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
-      STRATA_CHECK(check_locked(pool, head) == STRATA_ERROR_NONE, "cached medium block is not live");
-      freed += free_locked(h, pool, block);
-      head = next;
+  MediumTier* held = nullptr;  // the arena whose lock is held: runs of blocks of one arena take it once
+  while (head) {
+    Block* next = head->next;
+    char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
+    auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+    if (pool->arena != held) {
+      if (held) held->lock.unlock();
+      held = pool->arena;
+      held->lock.lock();
     }
+    STRATA_CHECK(check_locked(pool, head) == STRATA_ERROR_NONE, "cached medium block is not live");
+    freed += free_locked(h, pool, block);
+    head = next;
   }
+  if (held) held->lock.unlock();
   heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
 }
 
 strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
-  LockGuard g(pool->heap->medium.lock);
+  // pool->arena is read before the lock: a pool keeps its arena for life,
+  // and a pointer that is not a pool start is caught by the magic check.
+  LockGuard g(pool->arena->lock);
   return check_locked(pool, p);
 }
 
@@ -192,13 +205,13 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   std::size_t need = align_up(size + kMediumHeaderSize, kMediumGranule);
   std::size_t search = align > kMediumGranule ? need + align - kMediumGranule : need;
   if (search > kMediumPoolGranules * kMediumGranule) return nullptr;
-  MediumTier& m = h->medium;
+  MediumTier& m = arena_for(h);
   char* block;
   {
     LockGuard g(m.lock);
     block = bin_find(m, search);
     if (!block) {
-      if (!pool_create(h)) return nullptr;
+      if (!pool_create(h, m)) return nullptr;
       block = bin_find(m, search);
       STRATA_CHECK(block, "fresh medium pool has no fitting block");
     }
@@ -243,7 +256,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
 }
 
 strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
-  MediumTier& m = h->medium;
+  MediumTier& m = *pool->arena;
   std::size_t freed;
   {
     LockGuard g(m.lock);
@@ -258,7 +271,7 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
 namespace {
 // Frees a validated block (lock held); returns its size.
 std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
-  MediumTier& m = h->medium;
+  MediumTier& m = *pool->arena;
   {
     std::size_t fsize = size_of(tag_at(block));
     std::size_t freed = fsize;
@@ -300,7 +313,7 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
 }  // namespace
 
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept {
-  MediumTier& m = h->medium;
+  MediumTier& m = *pool->arena;
   std::size_t need = align_up(new_size + kMediumHeaderSize, kMediumGranule);
   std::ptrdiff_t delta;
   {
@@ -358,31 +371,34 @@ std::size_t medium_usable(const void* p) noexcept {
 }
 
 std::size_t medium_trim(Heap* h) noexcept {
-  MediumTier& m = h->medium;
   std::size_t released = 0;
-  LockGuard g(m.lock);
-  MediumPool* pool = m.pools;
-  while (pool) {
-    MediumPool* next = pool->next;
-    if (pool->used_blocks == 0) {
-      bin_remove(m, data_of(pool));  // its one free block
-      m.empty_pools--;
-      pool_destroy_locked(h, pool);
-      released += kMediumPoolSize;
+  for (MediumTier& m : h->medium) {
+    LockGuard g(m.lock);
+    MediumPool* pool = m.pools;
+    while (pool) {
+      MediumPool* next = pool->next;
+      if (pool->used_blocks == 0) {
+        bin_remove(m, data_of(pool));  // its one free block
+        m.empty_pools--;
+        pool_destroy_locked(h, pool);
+        released += kMediumPoolSize;
+      }
+      pool = next;
     }
-    pool = next;
   }
   return released;
 }
 
 void medium_release_all(Heap* h) noexcept {
-  MediumPool* pool = h->medium.pools;
-  while (pool) {
-    MediumPool* next = pool->next;
-    heap_unmap(h, pool, kMediumPoolSize);
-    pool = next;
+  for (MediumTier& m : h->medium) {
+    MediumPool* pool = m.pools;
+    while (pool) {
+      MediumPool* next = pool->next;
+      heap_unmap(h, pool, kMediumPoolSize);
+      pool = next;
+    }
+    m.pools = nullptr;
   }
-  h->medium.pools = nullptr;
 }
 
 }  // namespace strata::detail

@@ -123,9 +123,33 @@ STRATA_EXPORT struct mallinfo mallinfo() noexcept {
 // Returns 1 if memory was given back to the OS, 0 otherwise (glibc's meaning).
 STRATA_EXPORT int malloc_trim(size_t) noexcept { return strata_heap_trim(nullptr) > 0 ? 1 : 0; }
 STRATA_EXPORT void malloc_stats() noexcept { strata_print_summary(nullptr, 2); }
-// glibc's tunables (M_MMAP_THRESHOLD, M_ARENA_MAX, ...) describe glibc's heap;
-// strata has no such knobs and says so: 0 means "not applied".
-STRATA_EXPORT int mallopt(int, int) noexcept { return 0; }
+// glibc's tuning knobs describe glibc's heap (fastbins, brk trimming, mmap
+// threshold, arenas); strata sizes its caches and returns memory by its own
+// rules, so it accepts them and ignores them, answering 1 for exactly the
+// values glibc 2.36 accepts (a program that checks the result sees what it
+// would see with glibc).  M_PERTURB would change behaviour (fill blocks on
+// malloc and free): strata does not do it, so only 0 ("off") is accepted.
+// An unknown option is refused with 0, as mallopt(3) documents (glibc itself
+// returns 1, a bug the man page lists).  See docs/usage.md.
+STRATA_EXPORT int mallopt(int option, int value) noexcept {
+  switch (option) {
+    case M_MXFAST:  // glibc: up to 80 * sizeof(size_t) / 4 bytes
+      return static_cast<size_t>(value) <= 80 * sizeof(size_t) / 4 ? 1 : 0;
+    case M_MMAP_THRESHOLD:  // glibc: up to half its largest heap (32 MiB on 64-bit)
+      return static_cast<size_t>(value) <= 4 * 1024 * 1024 * sizeof(long) ? 1 : 0;
+    case M_TRIM_THRESHOLD:
+    case M_TOP_PAD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:  // a no-op in glibc's libc.so since 2.34 as well
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+      return 1;
+    case M_PERTURB:
+      return value == 0 ? 1 : 0;
+    default:
+      return 0;
+  }
+}
 STRATA_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   if (options != 0 || !fp) {
     errno = EINVAL;
