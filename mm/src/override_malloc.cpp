@@ -135,12 +135,11 @@ STRATA_EXPORT int mallopt(int option, int value) noexcept {
   switch (option) {
     case M_MXFAST:  // glibc: up to 80 * sizeof(size_t) / 4 bytes
       return static_cast<size_t>(value) <= 80 * sizeof(size_t) / 4 ? 1 : 0;
-    case M_MMAP_THRESHOLD:  // glibc: up to half its largest heap (32 MiB on 64-bit)
-      return static_cast<size_t>(value) <= 4 * 1024 * 1024 * sizeof(long) ? 1 : 0;
+    case M_MMAP_THRESHOLD:  // glibc 2.36 takes any value (older ones refused above 32 MiB)
     case M_TRIM_THRESHOLD:
     case M_TOP_PAD:
     case M_MMAP_MAX:
-    case M_CHECK_ACTION:  // a no-op in glibc's libc.so since 2.34 as well
+    case M_CHECK_ACTION:
     case M_ARENA_TEST:
     case M_ARENA_MAX:
       return 1;
