@@ -258,8 +258,12 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
     }
     case ChunkKind::kMedium: {
       // Into the thread's cache when the block is a live start (racy check;
-      // the locked path below decides every doubtful case).
-      if (ThreadCache* tc = cache_for(in.heap); tc && medium_is_live_start(in.pool, p)) {
+      // the locked path below decides every doubtful case) of the thread's
+      // own arena: a block another thread allocated goes back to its arena,
+      // where that thread finds it (a consumer thread's cache would only
+      // hold memory it never reuses).
+      if (ThreadCache* tc = cache_for(in.heap);
+          tc && in.pool->arena == &medium_arena_for(in.heap) && medium_is_live_start(in.pool, p)) {
         std::size_t size = medium_block_size_racy(p);
         if (size >= medium_class_block(0) && size <= kMaxMediumBlock &&
             tc->medium_cached_bytes + size <= kMediumCacheBudget) {

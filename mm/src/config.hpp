@@ -50,7 +50,7 @@ inline constexpr unsigned kMediumBins = 1024;
 inline constexpr unsigned kEmptyMediumPoolsKept = 1;  // per medium arena
 inline constexpr unsigned kMediumArenas = 8;          // medium arenas per heap, each with its own lock
 
-inline constexpr std::size_t kMediumCacheBudget = std::size_t{1} << 20;  // bytes of medium blocks a thread cache keeps
+inline constexpr std::size_t kMediumCacheBudget = std::size_t{256} << 10;  // bytes of medium blocks a thread cache keeps
 
 // ---- large tier ----
 inline constexpr std::size_t kLargeHeaderSize = 64;

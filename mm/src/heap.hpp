@@ -233,6 +233,12 @@ void secret_init() noexcept;  // idempotent; called before strata maps anything
 extern __thread ThreadCache* t_cache;  // the process heap's cache of this thread
 extern __thread std::uint32_t t_slot;  // this thread's slot + 1, 0 = none yet
 
+// The medium arena the calling thread allocates from.
+inline MediumTier& medium_arena_for(Heap* h) noexcept {
+  std::uint32_t s = t_slot;
+  return h->medium[s ? (s - 1) % kMediumArenas : 0];
+}
+
 // ---- heap.cpp ----
 void ensure_process_init() noexcept;
 ThreadCache* cache_for(Heap* h) noexcept;          // the calling thread's cache of h, created on demand; may be null

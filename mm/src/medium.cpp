@@ -77,12 +77,6 @@ inline bool is_start(MediumPool* pool, char* block) noexcept {
   return (pool->starts[g / 64] >> (g % 64)) & 1;
 }
 
-// The arena the calling thread allocates from.
-inline MediumTier& arena_for(Heap* h) noexcept {
-  std::uint32_t s = t_slot;
-  return h->medium[s ? (s - 1) % kMediumArenas : 0];
-}
-
 MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   void* mem = heap_map(h, kMediumPoolSize, ChunkKind::kMedium, nullptr, "strata:medium");
   if (!mem) return nullptr;
@@ -205,7 +199,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   std::size_t need = align_up(size + kMediumHeaderSize, kMediumGranule);
   std::size_t search = align > kMediumGranule ? need + align - kMediumGranule : need;
   if (search > kMediumPoolGranules * kMediumGranule) return nullptr;
-  MediumTier& m = arena_for(h);
+  MediumTier& m = medium_arena_for(h);
   char* block;
   {
     LockGuard g(m.lock);
