@@ -1,14 +1,15 @@
 // operator new's standard semantics under a preloaded libstrata.so that does
 // not link the C++ runtime (issue #3): the library reaches the program's
 // std::get_new_handler, std::__throw_bad_alloc and nothrow operator new by
-// name, on the failure path.  Built twice, never linked to strata:
+// name, on the failure path.  Built three times:
 //   dropin_new_preloaded  a C++ program run with LD_PRELOAD=libstrata.so
 //                         (libstdc++ in the global scope);
+//   dropin_new_linked     the same with libstrata.so linked (DT_NEEDED);
 //   dropin_new_module     a module that dropin_c_host (a C program, no
 //                         libstdc++ of its own) dlopen()s RTLD_LOCAL, as
 //                         Python does with extension modules: libstdc++ is
 //                         then only in the module's local scope.
-// Both run dropin_new_checks(); it returns the number of failures.
+// Each runs dropin_new_checks(); it returns the number of failures.
 //
 // The allocations must really fail: sizes near SIZE_MAX/2 always do, and a
 // real shortage is made with RLIMIT_AS for the "handler frees a reserve, the
