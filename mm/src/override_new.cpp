@@ -48,7 +48,8 @@ static_assert(sizeof(std::size_t) == 8, "the mangled names below are those of a 
 // in a local scope (a C program that dlopen()ed a C++ module RTLD_LOCAL, as
 // Python does with extension modules) is found by its soname; RTLD_NOLOAD
 // never loads it, and the reference taken is kept so the cached pointer
-// stays valid.
+// stays valid.  (A process with two C++ runtimes, libstdc++ and libc++, gets
+// the first one found; the other's new_handler is not seen.)
 void* runtime_symbol(const char* name) noexcept {
   if (void* p = dlsym(RTLD_NEXT, name)) return p;
   static const char* const kRuntimes[] = {"libstdc++.so.6", "libc++.so.1"};
