@@ -48,7 +48,8 @@ inline constexpr std::size_t kMaxMediumBlock = 260 * 1024;          // block byt
 inline constexpr std::size_t kMaxMediumSize = kMaxMediumBlock - kMediumHeaderSize;  // user bytes
 inline constexpr unsigned kMediumBins = 1024;
 inline constexpr unsigned kEmptyMediumPoolsKept = 1;  // per medium arena
-inline constexpr unsigned kMediumArenas = 8;          // medium arenas per heap, each with its own lock
+inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
+static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 
 inline constexpr std::size_t kMediumCacheBudget = std::size_t{256} << 10;  // bytes of medium blocks a thread cache keeps
 

@@ -23,6 +23,7 @@ constinit ThreadCache g_empty_cache{};
 std::atomic<std::uintptr_t> g_secret{0};
 __thread ThreadCache* t_cache = &g_empty_cache;
 __thread std::uint32_t t_slot = 0;  // slot + 1, 0 = none
+std::atomic<std::uint32_t> g_medium_arena_mask{0};
 
 namespace {
 
@@ -164,6 +165,12 @@ void ensure_process_init() noexcept {
   if (s == 1) return;  // another thread (or this one, re-entered) is initialising
   if (!g_init_state.compare_exchange_strong(s, 1, std::memory_order_acq_rel)) return;
   secret_init();
+  {
+    unsigned cpus = os::cpu_count();
+    std::uint32_t arenas = 1;
+    while (arenas * 2 <= cpus && arenas * 2 <= kMediumArenas) arenas *= 2;
+    g_medium_arena_mask.store(arenas - 1, std::memory_order_relaxed);
+  }
   {
     LockGuard g(g_heaps_lock);
     if (!g_default_heap.next && !g_default_heap.prev && g_heaps != &g_default_heap) link_heap_locked(&g_default_heap);

@@ -233,10 +233,14 @@ void secret_init() noexcept;  // idempotent; called before strata maps anything
 extern __thread ThreadCache* t_cache;  // the process heap's cache of this thread
 extern __thread std::uint32_t t_slot;  // this thread's slot + 1, 0 = none yet
 
+// Medium arenas in use, minus one: the number of CPUs rounded down to a power
+// of two, at most kMediumArenas (more arenas than threads that can run at
+// once only spread memory over more pools).  Set once at process start.
+extern std::atomic<std::uint32_t> g_medium_arena_mask;
 // The medium arena the calling thread allocates from.
 inline MediumTier& medium_arena_for(Heap* h) noexcept {
   std::uint32_t s = t_slot;
-  return h->medium[s ? (s - 1) % kMediumArenas : 0];
+  return h->medium[s ? (s - 1) & g_medium_arena_mask.load(std::memory_order_relaxed) : 0];
 }
 
 // ---- heap.cpp ----

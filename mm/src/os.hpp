@@ -30,6 +30,9 @@ void name_region(void* addr, std::size_t size, const char* name) noexcept;
 void futex_wait(const void* addr, std::uint32_t expected) noexcept;
 void futex_wake_one(const void* addr) noexcept;
 
+// CPUs this process may run on (sched_getaffinity), at least 1.
+unsigned cpu_count() noexcept;
+
 // 64 random bits (getrandom, falling back to time and addresses).
 std::uint64_t random_u64() noexcept;
 // Reads an environment variable without allocating (nullptr if absent or the
