@@ -48,6 +48,10 @@ inline constexpr std::size_t kMaxMediumBlock = 260 * 1024;          // block byt
 inline constexpr std::size_t kMaxMediumSize = kMaxMediumBlock - kMediumHeaderSize;  // user bytes
 inline constexpr unsigned kMediumBins = 1024;
 inline constexpr unsigned kEmptyMediumPoolsKept = 1;  // per medium arena
+// A free run at the end of a medium pool whose dirty pages reach this many
+// bytes gives them back to the OS (madvise), as glibc trims the top of its
+// heap at M_TRIM_THRESHOLD: memory a program freed stops counting in its RSS.
+inline constexpr std::size_t kMediumTrimThreshold = 128 * 1024;
 inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
 static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 

@@ -139,6 +139,7 @@ struct MediumPool {
   MediumPool* prev;
   std::size_t used_blocks;
   std::size_t used_bytes;
+  char* clean_from;  // page-aligned: the pages from here to the sentinel's page were never touched or were given back
   std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);

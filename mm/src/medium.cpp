@@ -5,6 +5,7 @@
 // block is freed into the arena of its pool.  Empty pools are returned to the
 // OS beyond kEmptyMediumPoolsKept per arena.
 #include "heap.hpp"
+#include "os.hpp"
 
 namespace strata::detail {
 
@@ -18,6 +19,26 @@ inline std::size_t size_of(const MediumTag* t) noexcept { return t->size_flags &
 inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>(p); }
 inline char* data_of(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
 inline char* data_end(MediumPool* pool) noexcept { return data_of(pool) + kMediumPoolGranules * kMediumGranule; }
+inline char* page_up(char* p) noexcept { return reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(p), kPageSize)); }
+// The page holding the sentinel tag: always touched, never given back.
+inline char* clean_end(MediumPool* pool) noexcept {
+  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(data_end(pool)) & ~(kPageSize - 1));
+}
+// Memory up to `end` is (about to be) written: it is no longer clean.
+inline void mark_dirty(MediumPool* pool, char* end) noexcept {
+  char* e = page_up(end);
+  if (e > pool->clean_from) pool->clean_from = e;
+}
+// The free run [block, block + size) ends the pool: give its dirty pages
+// back when they reach kMediumTrimThreshold (lock held; its header page stays).
+void trim_top_locked(MediumPool* pool, char* block, std::size_t size) noexcept {
+  if (block + size != data_end(pool)) return;
+  char* from = page_up(block + sizeof(MediumFree));
+  char* to = pool->clean_from < clean_end(pool) ? pool->clean_from : clean_end(pool);
+  if (to <= from || static_cast<std::size_t>(to - from) < kMediumTrimThreshold) return;
+  os::discard(from, static_cast<std::size_t>(to - from));
+  pool->clean_from = from;
+}
 
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
@@ -85,6 +106,7 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   pool->heap = h;
   pool->arena = &m;
   pool->used_blocks = pool->used_bytes = 0;
+  pool->clean_from = page_up(data_of(pool) + sizeof(MediumFree));
   pool->prev = nullptr;
   pool->next = m.pools;
   if (m.pools) m.pools->prev = pool;
@@ -236,6 +258,8 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
       tag_at(block + fsize)->size_flags &= ~kPrevFree;
     }
     tag_at(block)->size_flags = fsize | kInUse | prev_flag;
+    // The block, and the tag after it (a remainder's header or the next block's flags).
+    mark_dirty(pool, block + fsize + sizeof(MediumFree));
     set_start(pool, block);
     if (pool->used_blocks++ == 0) m.empty_pools--;
     pool->used_bytes += fsize;
@@ -295,9 +319,11 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
         pool_destroy_locked(h, pool);
       } else {
         m.empty_pools++;
+        trim_top_locked(pool, block, fsize);
         bin_insert(m, block, fsize);
       }
     } else {
+      trim_top_locked(pool, block, fsize);
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
@@ -328,6 +354,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       tag_at(tail)->size_flags = tsize;
       tag_at(tail + tsize)->size_flags |= kPrevFree;
       tag_at(tail + tsize)->prev_size = tsize;
+      trim_top_locked(pool, tail, tsize);
       bin_insert(m, tail, tsize);
       tag_at(block)->size_flags = need | flags;
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
@@ -349,6 +376,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
         tag_at(block + total)->size_flags &= ~kPrevFree;
       }
       tag_at(block)->size_flags = total | flags;
+      mark_dirty(pool, block + total + sizeof(MediumFree));
       delta = static_cast<std::ptrdiff_t>(total - fsize);
     }
     pool->used_bytes += static_cast<std::size_t>(delta);
