@@ -319,6 +319,7 @@ Heap* heap_create() noexcept {
   void* mem = os::map_aligned(size, kChunkSize);
   if (!mem) return nullptr;
   Heap* h = new (mem) Heap();
+  h->magic = kHeapMagic;
   h->is_pool = true;
   if (!chunk_map::set_range(mem, size, chunk_map::make(mem, ChunkKind::kMeta))) {
     os::unmap(mem, size);

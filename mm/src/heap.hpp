@@ -195,7 +195,9 @@ inline constexpr unsigned kSlotsPerDirPage = 256;
 inline constexpr unsigned kMaxThreadSlots = 65536;
 
 struct Heap {
-  std::uint64_t magic = kHeapMagic;
+  // kHeapMagic in a live pool (heap_create); 0 in the process heap, which is
+  // then all zeros and lives in .bss, not in .data (less to map at start-up).
+  std::uint64_t magic = 0;
   bool is_pool = false;
   Heap* next = nullptr;  // g_heaps list
   Heap* prev = nullptr;
