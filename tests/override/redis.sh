@@ -10,12 +10,16 @@ set -eu
 N=${STRATA_OVERRIDE_REDIS_KEYS:-100000}
 export LC_ALL=C
 sock=$PWD/redis.sock
+sockdir=""
+if [ ${#sock} -gt 100 ]; then   # a unix socket path must fit in 108 bytes
+  sockdir=$(mktemp -d); sock=$sockdir/redis.sock
+fi
 rm -f dump.rdb server.log "$sock"
 redis-server --port 0 --unixsocket "$sock" --unixsocketperm 700 --dir "$PWD" --dbfilename dump.rdb \
     --save "" --appendonly no --enable-debug-command yes --daemonize no --logfile "$PWD/server.log" \
     --lazyfree-lazy-user-del yes --lazyfree-lazy-user-flush yes --lua-time-limit 0 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; }
+cleanup() { kill "$pid" 2>/dev/null || true; [ -z "$sockdir" ] || rm -rf "$sockdir"; }
 trap cleanup EXIT
 cli() { redis-cli -s "$sock" "$@"; }
 i=0
@@ -85,5 +89,6 @@ keyspace
 cli shutdown nosave >/dev/null 2>&1 || true
 wait "$pid" || { echo "redis-server exit status $?" >&2; cat server.log >&2; exit 1; }
 trap - EXIT
+[ -z "$sockdir" ] || rm -rf "$sockdir"
 # redis-server's own stderr (strata's heap summary with STRATA_SHOW_STATS=1) went to its log.
 grep -A6 'strata process heap summary' server.log >&2 || true
