@@ -354,7 +354,7 @@ inline std::size_t grow_target(std::size_t n, std::size_t extra) noexcept {
   return n + extra < n ? n : n + extra;
 }
 
-void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
+STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
   if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
   Info in = classify(p, /*check_medium=*/false);
   // A medium block that the unlocked look does not confirm gets the locked,
@@ -517,7 +517,9 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
     auto* pool = chunk_map::owner_of<MediumPool>(e);
     if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {
       std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
-      if (n <= usable && 2 * n + 2 * kMediumGranule >= usable && 4 * n >= 3 * usable) return p;
+      // Exactly the cases in which heap_realloc keeps the block untouched.
+      if (n <= usable && 2 * n + 2 * kMediumGranule >= usable && (n <= kMaxSmallSize || 4 * n >= 3 * usable))
+        return p;
     }
   }
   return heap_realloc(nullptr, p, n, "strata_realloc");
@@ -693,5 +695,16 @@ STRATA_API void strata_print_summary(strata_pool_t* pool, int fd) noexcept {
       .str(", ").dec(s.os_map_calls).str(" mmap calls\n");
   m.write(fd);
 }
+
+#ifdef STRATA_MALLOC_ALIASES
+// libstrata.so: malloc, free, calloc and realloc are the same functions as
+// their strata_* counterparts (aliases, one address), so a program's call
+// reaches the fast path without a wrapper's jump and a PLT call.  The rest of the family is in
+// override_malloc.cpp.
+__attribute__((visibility("default"), alias("strata_malloc"))) void* malloc(size_t n) noexcept;
+__attribute__((visibility("default"), alias("strata_free"))) void free(void* p) noexcept;
+__attribute__((visibility("default"), alias("strata_calloc"))) void* calloc(size_t count, size_t size) noexcept;
+__attribute__((visibility("default"), alias("strata_realloc"))) void* realloc(void* p, size_t n) noexcept;
+#endif
 
 }  // extern "C"

@@ -37,10 +37,8 @@ strata_heap_summary_t summary() noexcept {
 
 #define STRATA_EXPORT extern "C" __attribute__((visibility("default")))
 
-STRATA_EXPORT void* malloc(size_t n) noexcept { return strata_malloc(n); }
-STRATA_EXPORT void free(void* p) noexcept { strata_free(p); }
-STRATA_EXPORT void* calloc(size_t c, size_t n) noexcept { return strata_calloc(c, n); }
-STRATA_EXPORT void* realloc(void* p, size_t n) noexcept { return strata_realloc(p, n); }
+// malloc, free, calloc and realloc are aliases of strata_malloc, strata_free,
+// strata_calloc and strata_realloc (api.cpp, STRATA_MALLOC_ALIASES).
 STRATA_EXPORT void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
   if (__builtin_mul_overflow(c, n, &total)) {
