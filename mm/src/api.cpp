@@ -354,6 +354,20 @@ inline std::size_t grow_target(std::size_t n, std::size_t extra) noexcept {
   return n + extra < n ? n : n + extra;
 }
 
+// The medium tier's shrink rule, shared by heap_realloc and strata_realloc's
+// fast path.  A block of `usable` bytes resized to n <= usable stays where it
+// is unless n is under half of it; the slack of two granules keeps a block
+// that a small upsize just moved here (2 x + 32, rounded up to granules) from
+// moving straight back.
+inline bool medium_keeps_in_place(std::size_t n, std::size_t usable) noexcept {
+  return n <= usable && 2 * n + 2 * kMediumGranule >= usable;
+}
+// A block kept in place gives its tail back when more than a quarter of it
+// would be spare (the 25% growth headroom is kept).
+inline bool medium_trims_tail(std::size_t n, std::size_t usable) noexcept {
+  return n > kMaxSmallSize && 4 * n < 3 * usable;
+}
+
 STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
   if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
   Info in = classify(p, /*check_medium=*/false);
@@ -388,13 +402,8 @@ STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const c
     case ChunkKind::kMedium: {
       std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
       if (n <= usable) {
-        // Moves only when under half the block; the slack of two granules
-        // keeps a block that a small upsize just moved here (2 x + 32,
-        // rounded up to granules) from moving straight back.
-        if (2 * n + 2 * kMediumGranule >= usable) {
-          // Keep up to a quarter of spare room (the 25% growth headroom);
-          // beyond that give the tail back.
-          if (n > kMaxSmallSize && 4 * n < 3 * usable) medium_resize_in_place(h, in.pool, p, n);
+        if (medium_keeps_in_place(n, usable)) {
+          if (medium_trims_tail(n, usable)) medium_resize_in_place(h, in.pool, p, n);
           return p;
         }
         return move_block(h, in, p, n, n, op);
@@ -518,8 +527,7 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
     if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {
       std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
       // Exactly the cases in which heap_realloc keeps the block untouched.
-      if (n <= usable && 2 * n + 2 * kMediumGranule >= usable && (n <= kMaxSmallSize || 4 * n >= 3 * usable))
-        return p;
+      if (medium_keeps_in_place(n, usable) && !medium_trims_tail(n, usable)) return p;
     }
   }
   return heap_realloc(nullptr, p, n, "strata_realloc");
