@@ -33,6 +33,11 @@ inline constexpr std::size_t kMaxSmallSize = 2624;       // largest small block 
 inline constexpr std::size_t kSpanHeaderSize = 256;      // first block offset inside a span
 inline constexpr std::size_t kSpanSize = kChunkSize;     // one span == one chunk
 inline constexpr std::size_t kThreadCacheBytesPerClass = 8192;  // batch = this / block size (clamped)
+// Slow start of a thread's refills of one class: the first refill takes
+// kCacheSlowStartBytes of blocks (at least one), each further one twice as
+// many, until the full batch after kCacheSlowStartSteps refills.
+inline constexpr std::size_t kCacheSlowStartBytes = 1024;
+inline constexpr unsigned kCacheSlowStartSteps = 3;
 inline constexpr unsigned kFreeSpansKept = 16;           // empty spans a heap keeps mapped (hysteresis)
 
 // ---- medium tier ----

@@ -99,6 +99,11 @@ struct ThreadCache {
   // they are still in use (start bit set); they carry the free cookie.
   CacheBin medium_bins[kNumMediumClasses];
   std::size_t medium_cached_bytes;  // block bytes in medium_bins (<= kMediumCacheBudget)
+  // Refills of each small class so far, up to kCacheSlowStartSteps: the
+  // first refills take fewer blocks (slow start), so a short process or a
+  // thread that allocates a few blocks of a class touches one page of its
+  // span, not the whole first batch.
+  std::uint8_t refills[kNumClasses];
 };
 
 

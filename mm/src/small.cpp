@@ -212,7 +212,15 @@ void* small_alloc_slow(Heap* h, unsigned c) noexcept {
   ThreadCache* tc = cache_for(h);
   SizeClass& sc = h->classes[c];
   Block *head, *tail;
-  std::uint32_t want = tc ? batch_for_class(c) : 1;
+  std::uint32_t want = 1;
+  if (tc) {
+    want = batch_for_class(c);
+    if (std::uint8_t& r = tc->refills[c]; r < kCacheSlowStartSteps) {
+      std::uint32_t w = static_cast<std::uint32_t>((kCacheSlowStartBytes << r) / kClassSize[c]);
+      if (w < want) want = w ? w : 1;
+      ++r;
+    }
+  }
   std::uint32_t got;
   {
     LockGuard g(sc.lock);

@@ -72,3 +72,22 @@ TEST_CASE("a free run below the threshold keeps its pages", "[trim]") {
   strata_pool_free(pool, keep);
   strata_pool_destroy(pool);
 }
+
+// Slow start (kCacheSlowStartBytes): a thread's first refill of a class takes
+// about 1 KiB of blocks, not the whole 8 KiB batch, so a short process that
+// allocates a few blocks of many classes touches one page per class.  The
+// first 128-byte block of a fresh pool lies in a fresh 64 KiB span; only the
+// span's first page (its header and first blocks) may be resident.
+TEST_CASE("a thread's first blocks of a class touch one page of their span", "[trim]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool);
+  void* p = strata_pool_malloc(pool, 128);
+  REQUIRE(p);
+  auto* span = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{0xFFFF});
+  CHECK(resident_pages(span, 0x10000) == 1);
+  // The batches grow back to full size: 200 more blocks come out of the
+  // same span, in order, and now cover several pages.
+  for (int i = 0; i < 200; ++i) REQUIRE(strata_pool_malloc(pool, 128));
+  CHECK(resident_pages(span, 0x10000) > 1);
+  strata_pool_destroy(pool);
+}
