@@ -145,6 +145,8 @@ struct MediumPool {
   std::size_t used_blocks;
   std::size_t used_bytes;
   char* clean_from;  // page-aligned: the pages from here to the sentinel's page were never touched or were given back
+  std::size_t top_keep;  // bytes of a free run at the end kept dirty (kMediumTopKeep, doubled when trimmed pages are reused)
+  bool trimmed;          // pages were given back since the last time the top was written again
   std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);

@@ -25,19 +25,33 @@ inline char* clean_end(MediumPool* pool) noexcept {
   return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(data_end(pool)) & ~(kPageSize - 1));
 }
 // Memory up to `end` is (about to be) written: it is no longer clean.
+// Writing again into pages a trim gave back doubles the pool's pad: a pool
+// whose top keeps shrinking and growing stops paying a fault per page and
+// turn, while a pool that grew once and shrank for good still gives back.
 inline void mark_dirty(MediumPool* pool, char* end) noexcept {
   char* e = page_up(end);
-  if (e > pool->clean_from) pool->clean_from = e;
+  if (e <= pool->clean_from) return;
+  pool->clean_from = e;
+  if (pool->trimmed) {
+    pool->trimmed = false;
+    if (pool->top_keep < kMediumPoolSize) pool->top_keep *= 2;
+  }
 }
 // The free run [block, block + size) ends the pool: give its dirty pages
-// back when they reach kMediumTrimThreshold (lock held; its header page stays).
-void trim_top_locked(MediumPool* pool, char* block, std::size_t size) noexcept {
-  if (block + size != data_end(pool)) return;
+// beyond its first `keep` bytes back when they reach `threshold` (lock held;
+// the run's header page stays).  Returns the bytes given back.
+std::size_t trim_top_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep,
+                            std::size_t threshold = kMediumTrimThreshold) noexcept {
+  if (block + size != data_end(pool)) return 0;
   char* from = page_up(block + sizeof(MediumFree));
+  if (static_cast<std::size_t>(data_end(pool) - from) <= keep) return 0;
+  from += keep;
   char* to = pool->clean_from < clean_end(pool) ? pool->clean_from : clean_end(pool);
-  if (to <= from || static_cast<std::size_t>(to - from) < kMediumTrimThreshold) return;
+  if (to <= from || static_cast<std::size_t>(to - from) < threshold) return 0;
   os::discard(from, static_cast<std::size_t>(to - from));
   pool->clean_from = from;
+  pool->trimmed = true;
+  return static_cast<std::size_t>(to - from);
 }
 
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
@@ -107,6 +121,8 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   pool->arena = &m;
   pool->used_blocks = pool->used_bytes = 0;
   pool->clean_from = page_up(data_of(pool) + sizeof(MediumFree));
+  pool->top_keep = kMediumTopKeep;
+  pool->trimmed = false;
   pool->prev = nullptr;
   pool->next = m.pools;
   if (m.pools) m.pools->prev = pool;
@@ -319,11 +335,11 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
         pool_destroy_locked(h, pool);
       } else {
         m.empty_pools++;
-        trim_top_locked(pool, block, fsize);
+        trim_top_locked(pool, block, fsize, pool->top_keep);
         bin_insert(m, block, fsize);
       }
     } else {
-      trim_top_locked(pool, block, fsize);
+      trim_top_locked(pool, block, fsize, pool->top_keep);
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
@@ -354,7 +370,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       tag_at(tail)->size_flags = tsize;
       tag_at(tail + tsize)->size_flags |= kPrevFree;
       tag_at(tail + tsize)->prev_size = tsize;
-      trim_top_locked(pool, tail, tsize);
+      trim_top_locked(pool, tail, tsize, pool->top_keep);
       bin_insert(m, tail, tsize);
       tag_at(block)->size_flags = need | flags;
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
@@ -404,6 +420,12 @@ std::size_t medium_trim(Heap* h) noexcept {
         m.empty_pools--;
         pool_destroy_locked(h, pool);
         released += kMediumPoolSize;
+      } else if (MediumTag* sentinel = tag_at(data_end(pool)); sentinel->size_flags & kPrevFree) {
+        // A free run ends the pool: give back all its dirty pages, the
+        // kMediumTopKeep pad included; an explicit trim does not grow the pad.
+        bool was_trimmed = pool->trimmed;
+        released += trim_top_locked(pool, data_end(pool) - sentinel->prev_size, sentinel->prev_size, 0, kPageSize);
+        pool->trimmed = was_trimmed;
       }
       pool = next;
     }

@@ -58,16 +58,80 @@ TEST_CASE("freed medium blocks at the end of a pool leave the resident set", "[t
   strata_pool_destroy(pool);
 }
 
-TEST_CASE("a free run below the threshold keeps its pages", "[trim]") {
+// The first 256 KiB of a free run at the end of a pool stay resident
+// (kMediumTopKeep, glibc's M_TOP_PAD): a run that shrinks and grows around
+// the threshold must not give its pages back and fault them in again at every
+// turn.  Only what lies beyond them goes, and strata_heap_trim takes the rest.
+// Blocks over 256 KiB bypass the thread cache, so each free reaches the pool.
+TEST_CASE("a free run at the end of a pool keeps its first 256 KiB resident", "[trim]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
-  constexpr std::size_t kSize = 32 * 1024;  // well under 128 KiB
+  REQUIRE(keep != nullptr);
+  constexpr std::size_t kSize = 257 * 1024;
+  constexpr std::size_t kPad = 256 * 1024;
+  auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  auto* b = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  REQUIRE(b > a);
+  std::memset(a, 0xA5, kSize);
+  std::memset(b, 0x5A, kSize);
+  const std::size_t pad_pages = kPad / static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  strata_pool_free(pool, b);
+  strata_pool_free(pool, a);
+  // The run starts at a's tag: a's first 256 KiB (less the page holding the
+  // tag) stay, a's last page and all of b are given back.
+  CHECK(resident_pages(a, kPad) >= pad_pages - 2);
+  CHECK(resident_pages(a + kPad + 4096, kSize - kPad - 4096) == 0);
+  CHECK(resident_pages(b, kSize) == 0);
+  // An explicit trim gives back the pad too.
+  strata_heap_trim(pool);
+  CHECK(resident_pages(a, kSize) <= 1);
+  strata_pool_free(pool, keep);
+  strata_pool_destroy(pool);
+}
+
+// A pool whose trimmed top is written again doubles its pad: the second time
+// the same three blocks are freed, the first 512 KiB of the run stay.
+TEST_CASE("a pool whose top is trimmed and reused keeps a larger pad", "[trim]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  void* keep = strata_pool_malloc(pool, 8 * 1024);
+  REQUIRE(keep != nullptr);
+  constexpr std::size_t kSize = 257 * 1024;
+  unsigned char* blocks[3];
+  unsigned char* first[3];
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      blocks[i] = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+      REQUIRE(blocks[i] != nullptr);
+      if (round == 0) first[i] = blocks[i];
+      REQUIRE(blocks[i] == first[i]);  // the top run is carved from its start again
+      std::memset(blocks[i], 0x33 + i, kSize);
+    }
+    for (int i = 2; i >= 0; --i) strata_pool_free(pool, blocks[i]);
+    // Round 0: a 256 KiB pad, so the second block goes back to the OS;
+    // round 1: the pad is 512 KiB and the second block stays.
+    if (round == 0) CHECK(resident_pages(blocks[1], kSize) == 0);
+    else CHECK(resident_pages(blocks[1], 240 * 1024) >= 58);
+    CHECK(resident_pages(blocks[2] + 8192, kSize - 8192) == 0);
+  }
+  strata_pool_free(pool, keep);
+  strata_pool_destroy(pool);
+}
+
+TEST_CASE("a free run below the pad and threshold keeps its pages", "[trim]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  void* keep = strata_pool_malloc(pool, 8 * 1024);
+  // Over the thread cache's budget, so the free reaches the pool; its dirty
+  // pages are well under the 256 KiB pad + 128 KiB threshold.
+  constexpr std::size_t kSize = 257 * 1024;
   void* a = strata_pool_malloc(pool, kSize);
   REQUIRE(a != nullptr);
   std::memset(a, 0xA5, kSize);
   strata_pool_free(pool, a);
-  strata_heap_trim(pool);
   CHECK(resident_pages(a, kSize) >= kSize / 4096 - 1);
   strata_pool_free(pool, keep);
   strata_pool_destroy(pool);
