@@ -58,11 +58,13 @@ inline constexpr unsigned kEmptyMediumPoolsKept = 1;  // per medium arena
 // heap at M_TRIM_THRESHOLD: memory a program freed stops counting in its RSS.
 inline constexpr std::size_t kMediumTrimThreshold = 128 * 1024;
 // The first bytes of such a free run stay dirty (glibc's M_TOP_PAD): the
-// next allocations from the top of the pool reuse them without page faults,
-// so a run that shrinks and grows around the threshold does not trim and
-// fault its pages back in over and over (producer/consumer patterns did:
-// 8,500 madvise calls and 80,000 faults in a 2-second xmalloc run).
-inline constexpr std::size_t kMediumTopKeep = 256 * 1024;
+// next allocations from the top of the pool reuse them without page faults.
+// This is a pool's initial pad; each time a trim's pages are written again
+// the pool's pad doubles (up to the pool), so a top that shrinks and grows
+// over and over stops trimming and faulting its pages back in (producer/
+// consumer patterns did: 8,500 madvise calls and 80,000 faults in a 2-second
+// xmalloc run; a fault costs about 11 us on the benchmark VM).
+inline constexpr std::size_t kMediumTopKeep = 64 * 1024;
 inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
 static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 
