@@ -38,7 +38,15 @@ inline constexpr std::size_t kThreadCacheBytesPerClass = 8192;  // batch = this 
 // many, until the full batch after kCacheSlowStartSteps refills.
 inline constexpr std::size_t kCacheSlowStartBytes = 1024;
 inline constexpr unsigned kCacheSlowStartSteps = 3;
-inline constexpr unsigned kFreeSpansKept = 16;           // empty spans a heap keeps mapped (hysteresis)
+// Empty small spans a heap keeps mapped: always kFreeSpansKept, one per
+// kFreeSpansPerUsed spans in use if that is more, and beyond that every span
+// that went empty less than kFreeSpanDecayMs ago.  A heap whose spans empty
+// and fill again all the time (CPython's object churn) would otherwise unmap
+// and map spans by the thousand, each a system call, a TLB shootdown and up
+// to 16 page faults (about 11 us each on the benchmark VM).
+inline constexpr unsigned kFreeSpansKept = 16;
+inline constexpr unsigned kFreeSpansPerUsed = 4;
+inline constexpr std::uint64_t kFreeSpanDecayMs = 100;
 
 // ---- medium tier ----
 inline constexpr std::size_t kMediumGranule = 256;

@@ -58,8 +58,9 @@ struct Span {
   bool assigned;                       // false while on the heap's free-span list
   Counter32 used;                      // blocks out of the span (in caches or in use)
   Block* free_list;                    // blocks returned to the span
-  Span* next;                          // class partial list / heap free-span list
+  Span* next;                          // class partial list / heap free-span list (newest first)
   Span* prev;
+  std::uint64_t freed_ms;              // os::now_ms() when it went on the free-span list
   Span* all_next;                      // every span of the heap (span_lock)
   Span* all_prev;
 };
@@ -214,7 +215,12 @@ struct Heap {
 
   Lock span_lock;
   Span* all_spans = nullptr;
-  Span* free_spans = nullptr;
+  Span* free_spans = nullptr;       // empty spans, newest first (doubly linked)
+  Span* free_spans_tail = nullptr;  // the oldest empty span
+  std::uint64_t span_purge_ms = 0;  // os::now_ms() of the last purge of old free spans
+  char* fresh_spans = nullptr;      // [fresh_spans, fresh_spans_end): the never-used rest of the
+  char* fresh_spans_end = nullptr;  //   last region mapped for spans (chunk map: none)
+  unsigned span_regions = 0;        // regions mapped for spans so far (their size doubles)
   std::size_t free_span_count = 0;
   std::size_t span_count = 0;
 

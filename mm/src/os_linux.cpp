@@ -69,6 +69,12 @@ void discard(void* addr, std::size_t size) noexcept {
   errno = saved;
 }
 
+std::uint64_t now_ms() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000u;
+}
+
 void name_region(void* addr, std::size_t size, const char* name) noexcept {
 #ifndef PR_SET_VMA
 #define PR_SET_VMA 0x53564d41

@@ -15,37 +15,65 @@ inline Span* span_of(const void* p) noexcept {
 }
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
-constexpr unsigned kSpansPerMap = 4;
+constexpr unsigned kSpansPerMap = 4;  // spans in the first region; later ones double, up to 16x
 
-// A span for class c from the heap's free spans, or freshly mapped.
+// The free-span list (span_lock held): newest first, doubly linked, so the
+// newest (most likely still in cache) is reused and the oldest decays.
+void free_push_locked(Heap* h, Span* s) noexcept {
+  s->prev = nullptr;
+  s->next = h->free_spans;
+  if (h->free_spans) h->free_spans->prev = s; else h->free_spans_tail = s;
+  h->free_spans = s;
+  h->free_span_count++;
+}
+void free_remove_locked(Heap* h, Span* s) noexcept {
+  if (s->prev) s->prev->next = s->next; else h->free_spans = s->next;
+  if (s->next) s->next->prev = s->prev; else h->free_spans_tail = s->prev;
+  h->free_span_count--;
+}
+// Unmaps a span that is on no list but all_spans (span_lock held).
+void span_unmap_locked(Heap* h, Span* s) noexcept {
+  if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
+  if (s->all_next) s->all_next->all_prev = s->all_prev;
+  h->span_count--;
+  heap_unmap(h, s, kSpanSize);
+}
+
+// A span for class c: the newest free span, else the next fresh span of the
+// last region mapped for spans, else the first of a new region.  Regions grow
+// (4, 8, 16, 32, then 64 spans: 4 MiB) so a big heap maps its spans in few
+// system calls; a fresh span is written (and faulted in) only when it is
+// first used, so an unused rest costs address space, not memory.
 Span* span_acquire(Heap* h, unsigned c) noexcept {
   Span* s;
   {
     LockGuard g(h->span_lock);
     s = h->free_spans;
     if (s) {
-      h->free_spans = s->next;
-      h->free_span_count--;
+      free_remove_locked(h, s);
     } else {
-      char* mem = static_cast<char*>(heap_map(h, kSpansPerMap * kSpanSize, ChunkKind::kNone, nullptr, "strata:small"));
-      if (!mem) return nullptr;
-      for (unsigned i = 0; i < kSpansPerMap; ++i) {
-        auto* sp = reinterpret_cast<Span*>(mem + i * kSpanSize);
-        chunk_map::set_range(sp, kSpanSize, chunk_map::make(sp, ChunkKind::kSmall));
-        sp->heap = h;
-        sp->assigned = false;
-        sp->all_prev = nullptr;
-        sp->all_next = h->all_spans;
-        if (h->all_spans) h->all_spans->all_prev = sp;
-        h->all_spans = sp;
-        h->span_count++;
-        if (i) {
-          sp->next = h->free_spans;
-          h->free_spans = sp;
-          h->free_span_count++;
+      if (h->fresh_spans == h->fresh_spans_end) {
+        unsigned shift = h->span_regions < 4 ? h->span_regions : 4;
+        std::size_t n = std::size_t{kSpansPerMap} << shift;
+        char* mem = static_cast<char*>(heap_map(h, n * kSpanSize, ChunkKind::kNone, nullptr, "strata:small"));
+        if (!mem && n > 1) {  // short of address space or memory: one span will do
+          n = 1;
+          mem = static_cast<char*>(heap_map(h, kSpanSize, ChunkKind::kNone, nullptr, "strata:small"));
         }
+        if (!mem) return nullptr;
+        h->span_regions++;
+        h->fresh_spans = mem;
+        h->fresh_spans_end = mem + n * kSpanSize;
       }
-      s = reinterpret_cast<Span*>(mem);
+      s = reinterpret_cast<Span*>(h->fresh_spans);
+      h->fresh_spans += kSpanSize;
+      chunk_map::set_range(s, kSpanSize, chunk_map::make(s, ChunkKind::kSmall));
+      s->heap = h;
+      s->all_prev = nullptr;
+      s->all_next = h->all_spans;
+      if (h->all_spans) h->all_spans->all_prev = s;
+      h->all_spans = s;
+      h->span_count++;
     }
   }
   s->secret = secret();
@@ -62,21 +90,49 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
   return s;
 }
 
-// Gives an empty span back to the heap; beyond kFreeSpansKept it is unmapped.
+// Gives an empty span back to the heap's free spans.  At most once per
+// kFreeSpanDecayMs, a purge unmaps the oldest free spans beyond the limit
+// (kFreeSpansKept, or one per kFreeSpansPerUsed spans in use) that have been
+// free for kFreeSpanDecayMs.  (Purging at most that often keeps a program
+// that frees everything on its way out, as CPython does, from unmapping its
+// spans one system call at a time just before exit.)
 void span_release(Heap* h, Span* s) noexcept {
   s->carved.store(0, std::memory_order_release);  // any later free into it is "never allocated"
   s->assigned = false;
+  std::uint64_t now = os::now_ms();
+  s->freed_ms = now;
   LockGuard g(h->span_lock);
-  if (h->free_span_count < kFreeSpansKept) {
-    s->next = h->free_spans;
-    h->free_spans = s;
-    h->free_span_count++;
-    return;
+  free_push_locked(h, s);
+  if (now < h->span_purge_ms + kFreeSpanDecayMs) return;
+  h->span_purge_ms = now;
+  std::size_t in_use = h->span_count - h->free_span_count;
+  std::size_t limit = in_use / kFreeSpansPerUsed > kFreeSpansKept ? in_use / kFreeSpansPerUsed : kFreeSpansKept;
+  // Unmapped in address order, adjacent spans (common: regions are carved
+  // in order) in one system call.
+  constexpr unsigned kBatch = 64;
+  Span* batch[kBatch];
+  bool more = true;
+  while (more) {
+    unsigned n = 0;
+    while (n < kBatch && h->free_span_count > limit) {
+      Span* old = h->free_spans_tail;
+      if (old->freed_ms + kFreeSpanDecayMs > now) break;
+      free_remove_locked(h, old);
+      if (old->all_prev) old->all_prev->all_next = old->all_next; else h->all_spans = old->all_next;
+      if (old->all_next) old->all_next->all_prev = old->all_prev;
+      h->span_count--;
+      unsigned i = n++;
+      for (; i > 0 && batch[i - 1] > old; --i) batch[i] = batch[i - 1];
+      batch[i] = old;
+    }
+    more = n == kBatch;
+    for (unsigned i = 0; i < n;) {
+      unsigned j = i + 1;
+      while (j < n && reinterpret_cast<char*>(batch[j]) == reinterpret_cast<char*>(batch[j - 1]) + kSpanSize) ++j;
+      heap_unmap(h, batch[i], (j - i) * kSpanSize);
+      i = j;
+    }
   }
-  if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
-  if (s->all_next) s->all_next->all_prev = s->all_prev;
-  h->span_count--;
-  heap_unmap(h, s, kSpanSize);
 }
 
 void partial_push(SizeClass& sc, Span* s) noexcept {
@@ -261,13 +317,13 @@ std::size_t small_trim(Heap* h) noexcept {
   std::size_t released = 0;
   LockGuard g(h->span_lock);
   while (Span* s = h->free_spans) {
-    h->free_spans = s->next;
-    h->free_span_count--;
-    if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
-    if (s->all_next) s->all_next->all_prev = s->all_prev;
-    h->span_count--;
-    heap_unmap(h, s, kSpanSize);
+    free_remove_locked(h, s);
+    span_unmap_locked(h, s);
     released += kSpanSize;
+  }
+  if (h->fresh_spans != h->fresh_spans_end) {  // never touched: no memory, only address space
+    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
+    h->fresh_spans = h->fresh_spans_end = nullptr;
   }
   return released;
 }
@@ -279,7 +335,10 @@ void small_release_all(Heap* h) noexcept {
     heap_unmap(h, s, kSpanSize);
     s = next;
   }
-  h->all_spans = h->free_spans = nullptr;
+  if (h->fresh_spans != h->fresh_spans_end)
+    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
+  h->fresh_spans = h->fresh_spans_end = nullptr;
+  h->all_spans = h->free_spans = h->free_spans_tail = nullptr;
   h->span_count = h->free_span_count = 0;
 }
 

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -163,5 +165,46 @@ TEST_CASE("a thread's first blocks of a class touch one page of their span", "[t
   // same span, in order, and now cover several pages.
   for (int i = 0; i < 200; ++i) REQUIRE(strata_pool_malloc(pool, 128));
   CHECK(resident_pages(span, 0x10000) > 1);
+  strata_pool_destroy(pool);
+}
+
+namespace {
+strata_heap_summary_t summary_of(strata_pool_t* pool) {
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  REQUIRE(strata_heap_summary(pool, &s) == 0);
+  return s;
+}
+void fill_and_free(strata_pool_t* pool, std::size_t count) {
+  std::vector<void*> v(count);
+  for (auto& p : v) {
+    p = strata_pool_malloc(pool, 1024);
+    REQUIRE(p != nullptr);
+    std::memset(p, 0x42, 1024);
+  }
+  for (void* p : v) strata_pool_free(pool, p);
+}
+}  // namespace
+
+// Empty small spans stay mapped for kFreeSpanDecayMs (100 ms) before they
+// are unmapped, whatever their number: a program that frees a lot and
+// allocates it again at once reuses them without a system call or a page
+// fault.  Once they have been free that long, the next span that goes empty
+// unmaps them (beyond the 16 a heap always keeps).
+TEST_CASE("empty spans are reused at once and given back after the decay time", "[trim]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  constexpr std::size_t kBlocks = 200 * 63;  // 1 KiB blocks: about 200 spans
+  fill_and_free(pool, kBlocks);
+  const strata_heap_summary_t after_first = summary_of(pool);
+  fill_and_free(pool, kBlocks);
+  const strata_heap_summary_t after_second = summary_of(pool);
+  CHECK(after_second.os_map_calls == after_first.os_map_calls);
+  CHECK(after_second.os_reserved_bytes == after_first.os_reserved_bytes);
+  REQUIRE(after_second.os_reserved_bytes > 150 * 65536);
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  fill_and_free(pool, 20 * 63);  // the spans that empty now trigger the purge
+  const strata_heap_summary_t after_decay = summary_of(pool);
+  CHECK(after_decay.os_reserved_bytes + 150 * 65536 < after_second.os_reserved_bytes);
   strata_pool_destroy(pool);
 }
