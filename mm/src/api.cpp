@@ -661,7 +661,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   s.small_bytes = out_bytes > s.cached_bytes ? out_bytes - s.cached_bytes : 0;
   std::size_t medium_blocks = 0, medium_bytes = 0;
   for (MediumTier& m : h->medium) {
-    LockGuard g(m.lock);
+    LockGuard g(medium_lock(h, m));
     medium_blocks += m.blocks;
     medium_bytes += m.bytes;
   }

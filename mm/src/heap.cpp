@@ -34,6 +34,7 @@ __thread bool t_busy = false;       // inside cache creation (re-entrancy guard)
 constinit Lock g_heaps_lock;         // rank 1: g_heaps, slot bitmap
 Heap* g_heaps = nullptr;
 std::uint64_t g_slot_bits[kMaxThreadSlots / 64];
+unsigned g_slot_words = 0;  // words of g_slot_bits ever written (g_heaps_lock): the rest is all zero
 
 std::atomic<int> g_init_state{0};    // 0 not started, 1 running, 2 done
 pthread_key_t g_key;
@@ -57,6 +58,7 @@ int slot_alloc_locked() noexcept {
     if (~g_slot_bits[w]) {
       unsigned b = static_cast<unsigned>(__builtin_ctzll(~g_slot_bits[w]));
       g_slot_bits[w] |= std::uint64_t{1} << b;
+      if (w >= g_slot_words) g_slot_words = w + 1;
       return static_cast<int>(w * 64 + b);
     }
   }
@@ -116,7 +118,10 @@ void for_each_heap_lock(void (*fn)(Lock&)) noexcept {
   for (Heap* h = g_heaps; h; h = h->next) {
     fn(h->meta_lock);
     for (auto& c : h->classes) fn(c.lock);
-    for (auto& m : h->medium) fn(m.lock);  // arenas in index order
+    // Arenas in index order; those beyond the mask are never locked (and
+    // their pages, 8 KiB each, are not written after fork).
+    std::uint32_t arenas = g_medium_arena_mask.load(std::memory_order_relaxed) + 1;
+    for (std::uint32_t i = 0; i < arenas; ++i) fn(h->medium_locks[i]);
     fn(h->large.lock);
     fn(h->span_lock);
   }
@@ -147,7 +152,12 @@ void fork_child() noexcept {
       tc = next;
     }
   }
-  std::memset(g_slot_bits, 0, sizeof g_slot_bits);
+  // Only the words ever used are read and only the non-zero ones written:
+  // touching an untouched page of the 8 KiB bitmap would cost the child a
+  // page fault (reading one maps the zero page), writing a shared one a
+  // copy-on-write fault.
+  for (unsigned w = 0; w < g_slot_words; ++w)
+    if (g_slot_bits[w]) g_slot_bits[w] = 0;
   if (mine) g_slot_bits[(mine - 1) / 64] |= std::uint64_t{1} << ((mine - 1) % 64);
 }
 

@@ -214,22 +214,23 @@ void medium_free_chain(Heap* h, Block* head) noexcept {
     char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
     auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
     if (pool->arena != held) {
-      if (held) held->lock.unlock();
+      if (held) medium_lock(h, *held).unlock();
       held = pool->arena;
-      held->lock.lock();
+      medium_lock(h, *held).lock();
     }
     STRATA_CHECK(check_locked(pool, head) == STRATA_ERROR_NONE, "cached medium block is not live");
     freed += free_locked(h, pool, block);
     head = next;
   }
-  if (held) held->lock.unlock();
+  if (held) medium_lock(h, *held).unlock();
   heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
 }
 
 strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
-  // pool->arena is read before the lock: a pool keeps its arena for life,
-  // and a pointer that is not a pool start is caught by the magic check.
-  LockGuard g(pool->arena->lock);
+  // pool->heap and pool->arena are read before the lock: a pool keeps them
+  // for life, and a pointer that is not a pool start is caught by the magic
+  // check.
+  LockGuard g(medium_lock(pool->heap, *pool->arena));
   return check_locked(pool, p);
 }
 
@@ -240,7 +241,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   MediumTier& m = medium_arena_for(h);
   char* block;
   {
-    LockGuard g(m.lock);
+    LockGuard g(medium_lock(h, m));
     block = bin_find(m, search);
     if (!block) {
       if (!pool_create(h, m)) return nullptr;
@@ -293,7 +294,7 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
   MediumTier& m = *pool->arena;
   std::size_t freed;
   {
-    LockGuard g(m.lock);
+    LockGuard g(medium_lock(pool->heap, m));
     strata_error_kind err = check_locked(pool, p);
     if (err != STRATA_ERROR_NONE) return err;
     freed = free_locked(h, pool, static_cast<char*>(p) - kMediumHeaderSize);
@@ -353,7 +354,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
   std::size_t need = align_up(new_size + kMediumHeaderSize, kMediumGranule);
   std::ptrdiff_t delta;
   {
-    LockGuard g(m.lock);
+    LockGuard g(medium_lock(pool->heap, m));
     char* block = static_cast<char*>(p) - kMediumHeaderSize;
     std::size_t fsize = size_of(tag_at(block));
     std::size_t flags = tag_at(block)->size_flags & ~kSizeMask;
@@ -411,7 +412,7 @@ std::size_t medium_usable(const void* p) noexcept {
 std::size_t medium_trim(Heap* h) noexcept {
   std::size_t released = 0;
   for (MediumTier& m : h->medium) {
-    LockGuard g(m.lock);
+    LockGuard g(medium_lock(h, m));
     MediumPool* pool = m.pools;
     while (pool) {
       MediumPool* next = pool->next;
