@@ -85,7 +85,7 @@ inline constexpr std::size_t kLargeHeaderSize = 64;
 // max(kLargeCacheMinBytes, live + min(live, kLargeCacheMaxExtra)) bytes in all,
 // where live is the heap's live large bytes.  strata_trim gives them all back.
 inline constexpr std::size_t kLargeCacheMaxBlocks = 256;
-inline constexpr std::size_t kLargeCacheMinBytes = std::size_t{64} << 20;
+inline constexpr std::size_t kLargeCacheMinBytes = std::size_t{128} << 20;
 inline constexpr std::size_t kLargeCacheMaxExtra = std::size_t{1} << 30;
 inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{64} << 20;  // larger blocks are unmapped at once
 inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh cacheable mapping is at least this big
