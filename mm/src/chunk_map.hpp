@@ -35,7 +35,9 @@ STRATA_FAST_PATH std::uintptr_t lookup(std::uintptr_t addr) noexcept {
   if (STRATA_UNLIKELY(addr >> kAddressBits)) return 0;
   Leaf* leaf = g_top[addr >> (kChunkShift + kLeafBits)].load(std::memory_order_acquire);
   if (STRATA_UNLIKELY(!leaf)) return 0;
-  return leaf->entry[(addr >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].load(std::memory_order_relaxed);
+  // Acquire (a plain load on x86): what the entry's owner wrote before
+  // publishing it (a large block's header) is visible to the reader.
+  return leaf->entry[(addr >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].load(std::memory_order_acquire);
 }
 // The fast-path lookup: no range check, the top index is masked instead.  An
 // address above 48 bits then reads some other chunk's entry, so the caller

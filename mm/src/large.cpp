@@ -147,16 +147,20 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   if (!base) return nullptr;
   auto user = reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(base) + kLargeHeaderSize, align));
   auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
-  if (!chunk_map::set_range(base, map_size, chunk_map::make(lb, ChunkKind::kLarge))) {
-    os::unmap(base, map_size);
-    return nullptr;
-  }
-  os::name_region(base, map_size, "strata:large");
+  // The header is written before the chunk map publishes the block (a
+  // release store; lookup() reads with acquire): another thread merging a
+  // kept block with its right neighbour reads the header of whatever the map
+  // shows at that address, and this mapping may have landed just there.
   lb->magic = kLargeMagic;
   lb->heap = h;
   lb->base = base;
   lb->map_size = map_size;
   lb->user = user;
+  if (!chunk_map::set_range(base, map_size, chunk_map::make(lb, ChunkKind::kLarge))) {
+    os::unmap(base, map_size);
+    return nullptr;
+  }
+  os::name_region(base, map_size, "strata:large");
   // The spare part after the block (indexed only now that the block is, so
   // its left neighbour is this live block and never a stale entry).
   if (spare) {
