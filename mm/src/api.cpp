@@ -622,7 +622,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   Heap* h = pool ? pool_heap(pool) : &g_default_heap;
   strata_heap_summary_t s{};
   s.size = sizeof s;
-  s.version = 1;
+  s.version = 2;
   std::size_t out_blocks = 0, out_bytes = 0;  // small blocks out of their spans
   std::size_t medium_cached_blocks = 0, medium_cached_bytes = 0;
   {
@@ -679,6 +679,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   s.os_reserved_bytes = h->os_bytes.load(std::memory_order_relaxed);
   s.peak_os_reserved_bytes = h->peak_os_bytes.load(std::memory_order_relaxed);
   s.os_map_calls = h->map_calls.load(std::memory_order_relaxed);
+  s.chunk_map_bytes = chunk_map::leaf_bytes();
   std::size_t n = out->size < sizeof s ? out->size : sizeof s;
   std::memcpy(out, &s, n);
   out->size = n;

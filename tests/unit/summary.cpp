@@ -2,6 +2,8 @@
 // This binary does not replace malloc: Catch2's own allocations go to glibc,
 // so the process heap of strata only holds what the test allocates.
 #include <catch2/catch.hpp>
+
+#include <cstddef>
 #include <strata/strata.h>
 
 #include <string>
@@ -27,12 +29,15 @@ const TierCase kTiers[] = {
 };
 
 void check_consistent(const strata_heap_summary_t& s) {
-  CHECK(s.version == 1);
+  CHECK(s.version == 2);
   CHECK(s.in_use_bytes == s.small_bytes + s.medium_bytes + s.large_bytes);
   CHECK(s.peak_in_use_bytes >= s.in_use_bytes);
   CHECK(s.os_reserved_bytes >= s.in_use_bytes + s.cached_bytes);
   CHECK(s.peak_os_reserved_bytes >= s.os_reserved_bytes);
   CHECK((s.cached_blocks == 0) == (s.cached_bytes == 0));
+  // Any heap that has mapped memory has indexed it: at least one 512 KiB leaf.
+  if (s.os_reserved_bytes) CHECK(s.chunk_map_bytes >= 512 * 1024);
+  CHECK(s.chunk_map_bytes % (512 * 1024) == 0);
 }
 
 }  // namespace
@@ -44,8 +49,16 @@ TEST_CASE("summary argument checking", "[summary]") {
   CHECK(strata_heap_summary(nullptr, &s) == -1);
   s.size = sizeof s;
   CHECK(strata_heap_summary(nullptr, &s) == 0);
-  CHECK(s.version == 1);
+  CHECK(s.version == 2);
   CHECK(s.size == sizeof s);
+  // A version-1 caller (without chunk_map_bytes) still gets its fields.
+  strata_heap_summary_t v1{};
+  v1.size = offsetof(strata_heap_summary_t, chunk_map_bytes);
+  v1.chunk_map_bytes = 12345;
+  CHECK(strata_heap_summary(nullptr, &v1) == 0);
+  CHECK(v1.size == offsetof(strata_heap_summary_t, chunk_map_bytes));
+  CHECK(v1.chunk_map_bytes == 12345);  // not written
+  CHECK(v1.thread_caches == s.thread_caches);
 }
 
 TEST_CASE("summary counts N blocks of each tier and goes back after free", "[summary]") {

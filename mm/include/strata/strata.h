@@ -131,7 +131,7 @@ STRATA_API strata_pool_t* strata_pool_of(const void* p) STRATA_NOEXCEPT;
  * run the figures are a consistent-enough snapshot, not an atomic one. */
 typedef struct strata_heap_summary {
   size_t size;                /* in: sizeof(strata_heap_summary_t) */
-  unsigned version;           /* out: 1 */
+  unsigned version;           /* out: 2 (1: without chunk_map_bytes) */
   size_t small_blocks;        /* small blocks in use by the program */
   size_t small_bytes;         /* their bytes (block sizes) */
   size_t medium_blocks, medium_bytes;
@@ -144,6 +144,10 @@ typedef struct strata_heap_summary {
   size_t peak_os_reserved_bytes;
   size_t os_map_calls;        /* mmap calls made for this heap so far */
   size_t thread_caches;       /* per-thread caches currently attached */
+  /* Version 2.  Process-wide, the same for every heap: bytes mapped for
+   * strata's address map (one 512 KiB leaf per 4 GiB window of the address
+   * space any heap has used), kept for the life of the process. */
+  size_t chunk_map_bytes;
 } strata_heap_summary_t;
 
 /* Fills `out` for `pool` (NULL: the process heap).  Returns 0, or -1 if
