@@ -37,11 +37,11 @@ inline void mark_dirty(MediumPool* pool, char* end) noexcept {
     if (pool->top_keep < kMediumPoolSize) pool->top_keep *= 2;
   }
 }
-// The free run [block, block + size) ends the pool: give its dirty pages
+// If the free run [block, block + size) ends the pool, gives its dirty pages
 // beyond its first `keep` bytes back when they reach `threshold` (lock held;
 // the run's header page stays).  Returns the bytes given back.
-std::size_t trim_top_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep,
-                            std::size_t threshold = kMediumTrimThreshold) noexcept {
+std::size_t give_back_top_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep,
+                                 std::size_t threshold) noexcept {
   if (block + size != data_end(pool)) return 0;
   char* from = page_up(block + sizeof(MediumFree));
   if (static_cast<std::size_t>(data_end(pool) - from) <= keep) return 0;
@@ -50,8 +50,12 @@ std::size_t trim_top_locked(MediumPool* pool, char* block, std::size_t size, std
   if (to <= from || static_cast<std::size_t>(to - from) < threshold) return 0;
   os::discard(from, static_cast<std::size_t>(to - from));
   pool->clean_from = from;
-  pool->trimmed = true;
   return static_cast<std::size_t>(to - from);
+}
+// The automatic trim after a free or shrink: beyond the pool's pad, at the
+// threshold; remembers that it trimmed, so reuse of those pages grows the pad.
+void trim_top_locked(MediumPool* pool, char* block, std::size_t size) noexcept {
+  if (give_back_top_locked(pool, block, size, pool->top_keep, kMediumTrimThreshold)) pool->trimmed = true;
 }
 
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
@@ -336,11 +340,11 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
         pool_destroy_locked(h, pool);
       } else {
         m.empty_pools++;
-        trim_top_locked(pool, block, fsize, pool->top_keep);
+        trim_top_locked(pool, block, fsize);
         bin_insert(m, block, fsize);
       }
     } else {
-      trim_top_locked(pool, block, fsize, pool->top_keep);
+      trim_top_locked(pool, block, fsize);
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
@@ -371,7 +375,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       tag_at(tail)->size_flags = tsize;
       tag_at(tail + tsize)->size_flags |= kPrevFree;
       tag_at(tail + tsize)->prev_size = tsize;
-      trim_top_locked(pool, tail, tsize, pool->top_keep);
+      trim_top_locked(pool, tail, tsize);
       bin_insert(m, tail, tsize);
       tag_at(block)->size_flags = need | flags;
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
@@ -422,11 +426,9 @@ std::size_t medium_trim(Heap* h) noexcept {
         pool_destroy_locked(h, pool);
         released += kMediumPoolSize;
       } else if (MediumTag* sentinel = tag_at(data_end(pool)); sentinel->size_flags & kPrevFree) {
-        // A free run ends the pool: give back all its dirty pages, the
-        // kMediumTopKeep pad included; an explicit trim does not grow the pad.
-        bool was_trimmed = pool->trimmed;
-        released += trim_top_locked(pool, data_end(pool) - sentinel->prev_size, sentinel->prev_size, 0, kPageSize);
-        pool->trimmed = was_trimmed;
+        // A free run ends the pool: give back all its dirty pages, the pad
+        // included (an explicit trim does not grow the pad).
+        released += give_back_top_locked(pool, data_end(pool) - sentinel->prev_size, sentinel->prev_size, 0, kPageSize);
       }
       pool = next;
     }

@@ -31,12 +31,19 @@ void free_remove_locked(Heap* h, Span* s) noexcept {
   if (s->next) s->next->prev = s->prev; else h->free_spans_tail = s->prev;
   h->free_span_count--;
 }
-// Unmaps a span that is on no list but all_spans (span_lock held).
-void span_unmap_locked(Heap* h, Span* s) noexcept {
+// Takes a span that is on no list but all_spans off the heap's books
+// (span_lock held); the caller unmaps it.
+void span_forget_locked(Heap* h, Span* s) noexcept {
   if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
   if (s->all_next) s->all_next->all_prev = s->all_prev;
   h->span_count--;
-  heap_unmap(h, s, kSpanSize);
+}
+// Unmaps the never-used rest of the last span region (span_lock held):
+// untouched, so it is address space, not memory.
+void fresh_spans_release_locked(Heap* h) noexcept {
+  if (h->fresh_spans != h->fresh_spans_end)
+    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
+  h->fresh_spans = h->fresh_spans_end = nullptr;
 }
 
 // A span for class c: the newest free span, else the next fresh span of the
@@ -118,9 +125,7 @@ void span_release(Heap* h, Span* s) noexcept {
       Span* old = h->free_spans_tail;
       if (old->freed_ms + kFreeSpanDecayMs > now) break;
       free_remove_locked(h, old);
-      if (old->all_prev) old->all_prev->all_next = old->all_next; else h->all_spans = old->all_next;
-      if (old->all_next) old->all_next->all_prev = old->all_prev;
-      h->span_count--;
+      span_forget_locked(h, old);
       unsigned i = n++;
       for (; i > 0 && batch[i - 1] > old; --i) batch[i] = batch[i - 1];
       batch[i] = old;
@@ -318,13 +323,11 @@ std::size_t small_trim(Heap* h) noexcept {
   LockGuard g(h->span_lock);
   while (Span* s = h->free_spans) {
     free_remove_locked(h, s);
-    span_unmap_locked(h, s);
+    span_forget_locked(h, s);
+    heap_unmap(h, s, kSpanSize);
     released += kSpanSize;
   }
-  if (h->fresh_spans != h->fresh_spans_end) {  // never touched: no memory, only address space
-    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
-    h->fresh_spans = h->fresh_spans_end = nullptr;
-  }
+  fresh_spans_release_locked(h);
   return released;
 }
 
@@ -335,9 +338,7 @@ void small_release_all(Heap* h) noexcept {
     heap_unmap(h, s, kSpanSize);
     s = next;
   }
-  if (h->fresh_spans != h->fresh_spans_end)
-    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
-  h->fresh_spans = h->fresh_spans_end = nullptr;
+  fresh_spans_release_locked(h);
   h->all_spans = h->free_spans = h->free_spans_tail = nullptr;
   h->span_count = h->free_span_count = 0;
 }

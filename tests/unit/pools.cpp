@@ -411,9 +411,7 @@ TEST_CASE("pool destroy returns every mapping, with live blocks and busy thread 
   // land in a 4 GiB window no heap used before adds a 512 KiB leaf to it
   // (more likely under the sanitizers, whose own mappings scatter the
   // address space).  The summary reports it; it is not the pool's memory.
-  strata_heap_summary_t map_before{};
-  map_before.size = sizeof map_before;
-  strata_heap_summary(nullptr, &map_before);
+  const strata_heap_summary_t map_before = st::summary();
   std::size_t nbefore = st::read_maps(ranges_before, 8192, &before_bytes);
   strata_pool_t* pool = strata_pool_create();
   bool created = pool != nullptr;
@@ -426,10 +424,7 @@ TEST_CASE("pool destroy returns every mapping, with live blocks and busy thread 
     st::read_maps(nullptr, 0, &during_bytes);
     strata_pool_destroy(pool);  // threads are alive and idle, caches hold blocks
     nafter = st::read_maps(ranges_after, 8192, &after_bytes);
-    strata_heap_summary_t map_after{};
-    map_after.size = sizeof map_after;
-    strata_heap_summary(nullptr, &map_after);
-    map_growth = map_after.chunk_map_bytes - map_before.chunk_map_bytes;
+    map_growth = st::summary().chunk_map_bytes - map_before.chunk_map_bytes;
     auto check_addr = [&](void* p) {
       ++total_recorded;
       if (inside_any(ranges_after, nafter, p)) { ++still_in_maps; if (!first_bad) first_bad = p; }

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "test_util.hpp"
+
 namespace {
 // Resident pages among the whole pages inside [p, p + n).
 std::size_t resident_pages(void* p, std::size_t n) {
@@ -169,12 +171,6 @@ TEST_CASE("a thread's first blocks of a class touch one page of their span", "[t
 }
 
 namespace {
-strata_heap_summary_t summary_of(strata_pool_t* pool) {
-  strata_heap_summary_t s{};
-  s.size = sizeof s;
-  REQUIRE(strata_heap_summary(pool, &s) == 0);
-  return s;
-}
 void fill_and_free(strata_pool_t* pool, std::size_t count) {
   std::vector<void*> v(count);
   for (auto& p : v) {
@@ -196,15 +192,15 @@ TEST_CASE("empty spans are reused at once and given back after the decay time", 
   REQUIRE(pool != nullptr);
   constexpr std::size_t kBlocks = 200 * 63;  // 1 KiB blocks: about 200 spans
   fill_and_free(pool, kBlocks);
-  const strata_heap_summary_t after_first = summary_of(pool);
+  const strata_heap_summary_t after_first = st::summary(pool);
   fill_and_free(pool, kBlocks);
-  const strata_heap_summary_t after_second = summary_of(pool);
+  const strata_heap_summary_t after_second = st::summary(pool);
   CHECK(after_second.os_map_calls == after_first.os_map_calls);
   CHECK(after_second.os_reserved_bytes == after_first.os_reserved_bytes);
   REQUIRE(after_second.os_reserved_bytes > 150 * 65536);
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
   fill_and_free(pool, 20 * 63);  // the spans that empty now trigger the purge
-  const strata_heap_summary_t after_decay = summary_of(pool);
+  const strata_heap_summary_t after_decay = st::summary(pool);
   CHECK(after_decay.os_reserved_bytes + 150 * 65536 < after_second.os_reserved_bytes);
   strata_pool_destroy(pool);
 }
