@@ -5,10 +5,12 @@
 //   strata_malloc: size <= kMaxSmallSize and the thread's bin for the class is
 //     non-empty -> pop.  (t_cache starts as g_empty_cache, whose bins are empty,
 //     so a thread's first call falls to the slow path without a branch on null.)
-//   strata_free: the chunk map says "small", the span belongs to the thread's
-//     heap, the pointer is exactly a carved block start and the block has no
-//     free cookie -> push onto the thread's bin; the bin overflowing flushes a
-//     batch to the shared class.
+//   strata_free: the chunk map says "small", the span is owned by the
+//     thread's cache, the pointer is exactly a carved block start and the
+//     block has no free cookie -> push onto the thread's bin; the bin
+//     overflowing flushes a batch to the shared class.  A block of another
+//     thread's span (or of none's) goes to the thread's foreign bin instead,
+//     which returns it to its span in a batch.
 #include <errno.h>
 #include <stdlib.h>
 
@@ -250,9 +252,11 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
     case ChunkKind::kSmall: {
       unsigned c = in.span->size_class;
       auto* b = static_cast<Block*>(p);
-      if (ThreadCache* tc = cache_for(in.heap))
-        cache_push(tc, c, b, reinterpret_cast<std::uintptr_t>(p) ^ secret());
-      else
+      if (ThreadCache* tc = cache_for(in.heap)) {
+        std::uintptr_t cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();
+        if (in.span->owner.load(std::memory_order_relaxed) == tc) cache_push(tc, c, b, cookie);
+        else small_free_foreign(tc, c, b, cookie);
+      } else
         small_free_central(in.heap, b, c);
       return;
     }
@@ -322,9 +326,9 @@ STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const ch
   auto a = reinterpret_cast<std::uintptr_t>(p);
   Span* s;
   if (STRATA_LIKELY(small_block_start(a, chunk_map::lookup_unchecked(a), &s))) {
-    if (STRATA_LIKELY(s->heap == tc->heap)) {
-      std::uintptr_t cookie = a ^ s->secret;
-      auto* b = static_cast<Block*>(p);
+    std::uintptr_t cookie = a ^ s->secret;
+    auto* b = static_cast<Block*>(p);
+    if (STRATA_LIKELY(s->owner.load(std::memory_order_relaxed) == tc)) {  // a span of this thread's
       if (STRATA_LIKELY(b->cookie != cookie)) {
         auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(tc) + s->bin_offset);
         b->next = bin->head;
@@ -333,6 +337,8 @@ STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const ch
         if (STRATA_UNLIKELY(--bin->room < 0)) cache_overflow(tc, s->size_class);
         return;
       }
+    } else if (s->heap == tc->heap && b->cookie != cookie) {  // another thread's span, or none's
+      return small_free_foreign(tc, s->size_class, b, cookie);
     }
   }
   free_slow(p, expect, op);
@@ -646,7 +652,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
     for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
       s.thread_caches++;
       for (unsigned c = 0; c < kNumClasses; ++c) {
-        std::size_t n = bin_count(tc->bins[c]);
+        std::size_t n = bin_count(tc->bins[c]) + bin_count(tc->foreign[c]);
         s.cached_blocks += n;
         s.cached_bytes += n * kClassSize[c];
       }

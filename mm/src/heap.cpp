@@ -280,8 +280,10 @@ ThreadCache* cache_for(Heap* h) noexcept {
         std::memset(static_cast<void*>(tc), 0, sizeof(ThreadCache));
         tc->heap = h;
         tc->slot = slot;
-        for (unsigned c = 0; c < kNumClasses; ++c)
+        for (unsigned c = 0; c < kNumClasses; ++c) {
           tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
+          tc->foreign[c].max = tc->foreign[c].room = static_cast<std::int32_t>(batch_for_class(c));
+        }
         for (unsigned c = 0; c < kNumMediumClasses; ++c)
           tc->medium_bins[c].max = tc->medium_bins[c].room = medium_cache_max(c);
         tc->next = h->caches;
@@ -299,16 +301,18 @@ ThreadCache* cache_for(Heap* h) noexcept {
 
 void cache_flush_all(ThreadCache* tc) noexcept {
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    CacheBin& bin = tc->bins[c];
-    std::uint32_t n = static_cast<std::uint32_t>(bin.max - bin.room);
-    if (!n) continue;
-    Block* head = bin.head;
-    Block* tail = head;
-    while (tail->next) tail = tail->next;
-    bin.head = nullptr;
-    bin.room = bin.max;
-    small_return_chain(tc->heap, c, head, tail, n);
+    for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
+      std::uint32_t n = static_cast<std::uint32_t>(bin->max - bin->room);
+      if (!n) continue;
+      Block* head = bin->head;
+      Block* tail = head;
+      while (tail->next) tail = tail->next;
+      bin->head = nullptr;
+      bin->room = bin->max;
+      small_return_chain(tc->heap, c, head, tail, n);
+    }
   }
+  small_disown_all(tc);
   Block* chain = nullptr;
   for (unsigned c = 0; c < kNumMediumClasses; ++c) {
     CacheBin& bin = tc->medium_bins[c];

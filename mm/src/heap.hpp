@@ -40,13 +40,25 @@ struct Counter32 {
 };
 
 // ---- small tier --------------------------------------------------------
+struct ThreadCache;
 // A span: one 64 KiB chunk of one size class, header at offset 0, blocks from
 // kSpanHeaderSize on.  Invariants (under its class lock):
 //   [S1] used == blocks carved - |free_list| - (nothing else)     O(n)
-//   [S2] in_partial == (free_list != null || carved < capacity)   O(1)
+//   [S2] in_partial == (free_list != null || carved < capacity); the list is
+//        its owner's own_partial[class] if it has an owner, else the class's
+//        partial list                                              O(1)
 //   [S3] carved <= capacity; carved only grows while the span is assigned
+//   [S4] owner != null iff the span is on owner->owned[class]
+// Ownership: a thread cache that refills from a span owns it (claims it) until
+// the span empties or the thread exits.  Only the owner's bin takes blocks of
+// the span when they are freed; another thread's free sends them back to the
+// span (through that thread's foreign bin and the class lock), so a thread
+// never reuses a block next to blocks other threads write (passive false
+// sharing, Hoard's cache-scratch) and a refill gives a thread blocks of its
+// own spans.
 struct Span {
-  Heap* heap;                          // owner; read by the free fast path
+  std::atomic<ThreadCache*> owner;     // the owning thread cache or null; read by the free fast path
+  Heap* heap;                          // the heap it belongs to
   std::uintptr_t secret;               // == g_secret: the free cookie of block b is b ^ secret
   std::uint32_t bin_offset;            // offsetof(ThreadCache, bins[size_class]): the fast paths' bin
   std::uint32_t block_size;            // bytes per block
@@ -57,9 +69,12 @@ struct Span {
   bool in_partial;                     // on its class's partial list
   bool assigned;                       // false while on the heap's free-span list
   Counter32 used;                      // blocks out of the span (in caches or in use)
-  Block* free_list;                    // blocks returned to the span
-  Span* next;                          // class partial list / heap free-span list (newest first)
+  Block* free_list;                    // blocks returned to the span (carved - used of them, [S1])
+  Block* free_tail;                    // its last block: a refill takes the whole list without walking it
+  Span* next;                          // partial list (class or owner) / heap free-span list (newest first)
   Span* prev;
+  Span* own_next;                      // owner->owned[size_class] (class lock)
+  Span* own_prev;
   std::uint64_t freed_ms;              // os::now_ms() when it went on the free-span list
   Span* all_next;                      // every span of the heap (span_lock)
   Span* all_prev;
@@ -68,7 +83,7 @@ static_assert(sizeof(Span) <= kSpanHeaderSize);
 
 struct alignas(64) SizeClass {
   Lock lock;
-  Span* partial = nullptr;               // spans with a free or uncarved block
+  Span* partial = nullptr;               // spans without an owner that have a free or uncarved block
   std::atomic<Block*> pending{nullptr};  // blocks freed while the lock was busy (FastMM5)
   std::uint32_t span_count = 0;          // spans assigned to this class
 };
@@ -105,6 +120,14 @@ struct ThreadCache {
   // thread that allocates a few blocks of a class touches one page of its
   // span, not the whole first batch.
   std::uint8_t refills[kNumClasses];
+  // Small blocks this thread freed whose spans it does not own, by class:
+  // they go back to their spans in batches (small_return_chain), never to
+  // this thread's allocations.
+  CacheBin foreign[kNumClasses];
+  // Spans this cache owns, by class (guarded by that class's lock): all of
+  // them, and those with a free or uncarved block, which refills use first.
+  Span* owned[kNumClasses];
+  Span* own_partial[kNumClasses];
 };
 
 
@@ -288,6 +311,9 @@ void cache_flush_all(ThreadCache* tc) noexcept;
 void* small_alloc_slow(Heap* h, unsigned c) noexcept;        // refill cache or allocate from the class directly
 void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
 void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
+void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept;  // b's span is not tc's
+void foreign_overflow(ThreadCache* tc, unsigned c) noexcept;
+void small_disown_all(ThreadCache* tc) noexcept;  // gives up every span tc owns (bins flushed first)
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
 void small_release_all(Heap* h) noexcept;
 std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans

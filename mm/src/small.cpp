@@ -89,9 +89,10 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
   s->recip = class_reciprocal(c);
   s->capacity = blocks_per_span(c);
   s->size_class = static_cast<std::uint8_t>(c);
-  s->free_list = nullptr;
+  s->free_list = s->free_tail = nullptr;
   s->used.set(0);
   s->in_partial = false;
+  s->owner.store(nullptr, std::memory_order_relaxed);
   s->assigned = true;
   s->carved.store(0, std::memory_order_release);
   return s;
@@ -140,17 +141,43 @@ void span_release(Heap* h, Span* s) noexcept {
   }
 }
 
+// The partial list a span belongs on: its owner's, or its class's ([S2]).
+inline Span*& partial_head(SizeClass& sc, Span* s) noexcept {
+  ThreadCache* o = s->owner.load(std::memory_order_relaxed);
+  return o ? o->own_partial[s->size_class] : sc.partial;
+}
 void partial_push(SizeClass& sc, Span* s) noexcept {
+  Span*& head = partial_head(sc, s);
   s->in_partial = true;
   s->prev = nullptr;
-  s->next = sc.partial;
-  if (sc.partial) sc.partial->prev = s;
-  sc.partial = s;
+  s->next = head;
+  if (head) head->prev = s;
+  head = s;
 }
 void partial_remove(SizeClass& sc, Span* s) noexcept {
-  if (s->prev) s->prev->next = s->next; else sc.partial = s->next;
+  if (s->prev) s->prev->next = s->next; else partial_head(sc, s) = s->next;
   if (s->next) s->next->prev = s->prev;
   s->in_partial = false;
+}
+
+// Ownership changes (class lock held).  A span changes owner off its partial
+// list: the caller takes it off first and puts it back after.
+void claim_locked(ThreadCache* tc, Span* s) noexcept {
+  STRATA_ASSERT_INTERNAL(!s->in_partial && s->owner.load(std::memory_order_relaxed) == nullptr);
+  Span*& head = tc->owned[s->size_class];
+  s->own_prev = nullptr;
+  s->own_next = head;
+  if (head) head->own_prev = s;
+  head = s;
+  s->owner.store(tc, std::memory_order_relaxed);
+}
+void unclaim_locked(Span* s) noexcept {
+  ThreadCache* o = s->owner.load(std::memory_order_relaxed);
+  if (!o) return;
+  STRATA_ASSERT_INTERNAL(!s->in_partial);
+  if (s->own_prev) s->own_prev->own_next = s->own_next; else o->owned[s->size_class] = s->own_next;
+  if (s->own_next) s->own_next->own_prev = s->own_prev;
+  s->owner.store(nullptr, std::memory_order_relaxed);
 }
 
 // Returns one free block to its span (class lock held).
@@ -159,13 +186,17 @@ void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
   STRATA_ASSERT_INTERNAL(s->assigned && s->heap == h);
   b->next = s->free_list;
   b->cookie = cookie_of(b);
+  if (!s->free_list) s->free_tail = b;
   s->free_list = b;
   STRATA_ASSERT_INTERNAL(s->used.get() > 0);
   std::uint32_t used = s->used.get() - 1;
   s->used.set(used);
   if (!s->in_partial) partial_push(sc, s);
-  if (used == 0 && (s->prev || s->next)) {  // keep the last partial span of the class (hysteresis)
+  // An empty span goes back to the heap unless it is the last on its list
+  // (hysteresis: the class's, or its owner's working span).
+  if (used == 0 && (s->prev || s->next)) {
     partial_remove(sc, s);
+    unclaim_locked(s);
     sc.span_count--;
     span_release(h, s);
   }
@@ -180,38 +211,61 @@ void drain_pending_locked(Heap* h, SizeClass& sc) noexcept {
   }
 }
 
-// Takes up to `want` free blocks of class c into a chain (class lock held).
-// Blocks keep their free cookie; the caller clears it when handing one out.
-std::uint32_t take_locked(Heap* h, unsigned c, std::uint32_t want, Block** head_out, Block** tail_out) noexcept {
+// Takes up to `want` free blocks of class c into a chain (class lock held)
+// for thread cache tc (null: the caller has none).  A cache takes blocks from
+// the spans it owns first, then claims an ownerless span with free blocks,
+// then a new span.  Blocks keep their free cookie; the caller clears it when
+// handing one out.
+std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t want, std::uint32_t cap,
+                          Block** head_out, Block** tail_out) noexcept {
   SizeClass& sc = h->classes[c];
   Block* head = nullptr;
   Block* tail = nullptr;
   std::uint32_t got = 0;
   // Blocks freed while the lock was busy are still counted as used by their
-  // spans: hand them straight on.
+  // spans: those of the caller's own spans are handed straight on, the others
+  // go back to their spans.
   Block* pend = sc.pending.exchange(nullptr, std::memory_order_acquire);
-  while (pend && got < want) {
-    Block* next = pend->next;
-    pend->next = head;
-    if (!head) tail = pend;
-    head = pend;
-    ++got;
-    pend = next;
-  }
   while (pend) {
     Block* next = pend->next;
-    return_block_locked(h, sc, pend);
+    if (got < want && span_of(pend)->owner.load(std::memory_order_relaxed) == tc) {
+      pend->next = head;
+      if (!head) tail = pend;
+      head = pend;
+      ++got;
+    } else {
+      return_block_locked(h, sc, pend);
+    }
     pend = next;
   }
+  Span*& own = tc ? tc->own_partial[c] : sc.partial;
   while (got < want) {
-    Span* s = sc.partial;
+    Span* s = own;
     if (!s) {
-      s = span_acquire(h, c);
-      if (!s) break;
-      sc.span_count++;
+      s = sc.partial;
+      if (s) {
+        partial_remove(sc, s);
+      } else {
+        s = span_acquire(h, c);
+        if (!s) break;
+        sc.span_count++;
+      }
+      if (tc) claim_locked(tc, s);
       partial_push(sc, s);
     }
     std::uint32_t used = s->used.get();
+    std::uint32_t carved = s->carved.load(std::memory_order_relaxed);
+    if (std::uint32_t n = carved - used; s->free_list && n <= cap - got) {
+      // The whole list at once: the blocks were written by the threads that
+      // freed them, and walking the list here would read each of them from
+      // another core's cache (the allocation reads it later anyway).
+      s->free_tail->next = head;
+      if (!head) tail = s->free_tail;
+      head = s->free_list;
+      s->free_list = s->free_tail = nullptr;
+      got += n;
+      used += n;
+    }
     while (got < want && s->free_list) {
       Block* b = s->free_list;
       s->free_list = b->next;
@@ -221,7 +275,6 @@ std::uint32_t take_locked(Heap* h, unsigned c, std::uint32_t want, Block** head_
       ++got;
       ++used;
     }
-    std::uint32_t carved = s->carved.load(std::memory_order_relaxed);
     if (got < want && carved < s->capacity) {
       std::uint32_t n = s->capacity - carved;
       if (n > want - got) n = want - got;
@@ -245,6 +298,18 @@ std::uint32_t take_locked(Heap* h, unsigned c, std::uint32_t want, Block** head_
   *head_out = head;
   *tail_out = tail;
   return got;
+}
+
+// Takes a chain of n blocks off the front of a bin and gives it back to the
+// blocks' spans.
+void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noexcept {
+  Block* head = bin.head;
+  Block* tail = head;
+  for (std::uint32_t i = 1; i < n; ++i) tail = tail->next;
+  bin.head = tail->next;
+  tail->next = nullptr;
+  bin.room += static_cast<std::int32_t>(n);
+  small_return_chain(tc->heap, c, head, tail, n);
 }
 
 }  // namespace
@@ -285,7 +350,7 @@ void* small_alloc_slow(Heap* h, unsigned c) noexcept {
   std::uint32_t got;
   {
     LockGuard g(sc.lock);
-    got = take_locked(h, c, want, &head, &tail);
+    got = take_locked(h, tc, c, want, tc ? 2 * want : 1, &head, &tail);
   }
   if (!got) return nullptr;
   heap_account_central(h, static_cast<std::ptrdiff_t>(std::size_t{got} * kClassSize[c]));
@@ -306,16 +371,42 @@ void small_free_central(Heap* h, Block* b, unsigned c) noexcept {
   small_return_chain(h, c, b, b, 1);
 }
 
-void cache_overflow(ThreadCache* tc, unsigned c) noexcept {
-  CacheBin& bin = tc->bins[c];
-  std::uint32_t n = batch_for_class(c);
-  Block* head = bin.head;
-  Block* tail = head;
-  for (std::uint32_t i = 1; i < n; ++i) tail = tail->next;
-  bin.head = tail->next;
-  tail->next = nullptr;
-  bin.room += static_cast<std::int32_t>(n);
-  small_return_chain(tc->heap, c, head, tail, n);
+void cache_overflow(ThreadCache* tc, unsigned c) noexcept { bin_spill(tc, tc->bins[c], c, batch_for_class(c)); }
+
+void foreign_overflow(ThreadCache* tc, unsigned c) noexcept {
+  CacheBin& bin = tc->foreign[c];
+  bin_spill(tc, bin, c, static_cast<std::uint32_t>(bin.max - bin.room));
+}
+
+void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
+  CacheBin& bin = tc->foreign[c];
+  b->next = bin.head;
+  b->cookie = cookie;
+  bin.head = b;
+  if (--bin.room <= 0) foreign_overflow(tc, c);
+}
+
+void small_disown_all(ThreadCache* tc) noexcept {
+  Heap* h = tc->heap;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    if (!tc->owned[c]) continue;
+    SizeClass& sc = h->classes[c];
+    LockGuard g(sc.lock);
+    drain_pending_locked(h, sc);
+    while (Span* s = tc->owned[c]) {
+      bool partial = s->in_partial;
+      if (partial) partial_remove(sc, s);
+      unclaim_locked(s);
+      if (!partial) continue;
+      if (s->used.get() == 0 && sc.partial) {  // empty: back to the heap unless the class has no other partial span
+        sc.span_count--;
+        span_release(h, s);
+      } else {
+        partial_push(sc, s);
+      }
+    }
+    STRATA_ASSERT_INTERNAL(!tc->own_partial[c]);
+  }
 }
 
 std::size_t small_trim(Heap* h) noexcept {
