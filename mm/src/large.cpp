@@ -111,6 +111,49 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size) noexcept {
   return lb;
 }
 
+// No kept block is big enough for map_size bytes: the largest one is moved
+// (mremap: its pages go along without being touched) to a mapping of
+// map_size, so only the difference is fresh memory.  Kept blocks that no
+// request fits otherwise pile up to the budget and are unmapped, while every
+// new request faults in all its pages (large_churn: a third more page
+// faults than tcmalloc, whose page heap coalesces any free pages).
+LargeBlock* grow_kept(Heap* h, std::size_t map_size) noexcept {
+  LargeBlock* lb;
+  {
+    LockGuard g(h->large.lock);
+    LargeTier& t = h->large;
+    lb = nullptr;
+    for (LargeBlock* k = t.cached; k; k = k->next)
+      if (!lb || k->map_size > lb->map_size) lb = k;
+    if (!lb) return nullptr;
+    cache_remove_locked(t, lb);
+    unindex_locked(lb);
+  }
+  char* old_base = lb->base;
+  std::size_t old_size = lb->map_size;
+  auto* nb = static_cast<char*>(os::remap_move_aligned(old_base, old_size, map_size, kChunkSize));
+  if (!nb) {  // a merged block the kernel keeps as separate mappings: keep it as it was
+    LockGuard g(h->large.lock);
+    if (!make_kept_locked(h, old_base, old_size)) release_unindexed(h, old_base, old_size);
+    return nullptr;
+  }
+  lb = reinterpret_cast<LargeBlock*>(nb);
+  lb->magic = kLargeMagic;
+  lb->heap = h;
+  lb->base = nb;
+  lb->map_size = map_size;
+  lb->user = nb + kLargeHeaderSize;
+  if (!chunk_map::set_range(nb, map_size, chunk_map::make(lb, ChunkKind::kLarge))) {
+    os::unmap(nb, map_size);
+    heap_account_os(h, -static_cast<std::ptrdiff_t>(old_size));
+    return nullptr;
+  }
+  os::name_region(nb, map_size, "strata:large");
+  h->map_calls.fetch_add(1, std::memory_order_relaxed);
+  heap_account_os(h, static_cast<std::ptrdiff_t>(map_size - old_size));
+  return lb;
+}
+
 }  // namespace
 
 void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
@@ -120,12 +163,19 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   {
     LockGuard g(h->large.lock);
     lb = cache_take_locked(h->large, map_size);
+    if (lb) {
+      lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
+      // Split off what is more than an eighth too much and keep it (the
+      // pieces merge again when the block comes back).
+      std::size_t rest = lb->map_size - map_size;
+      if (rest > map_size / 8 && make_kept_locked(h, lb->base + map_size, rest)) lb->map_size = map_size;
+      link_locked(h->large, lb);
+    }
+  }
+  if (!lb) {
+    lb = grow_kept(h, map_size);
     if (!lb) return nullptr;
-    lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
-    // Split off what is more than an eighth too much and keep it (the pieces
-    // merge again when the block comes back).
-    std::size_t rest = lb->map_size - map_size;
-    if (rest > map_size / 8 && make_kept_locked(h, lb->base + map_size, rest)) lb->map_size = map_size;
+    LockGuard g(h->large.lock);
     link_locked(h->large, lb);
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));

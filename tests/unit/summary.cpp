@@ -146,6 +146,31 @@ TEST_CASE("summary: large blocks return their mappings to the OS", "[summary]") 
   CHECK(after.peak_os_reserved_bytes >= during.os_reserved_bytes);
 }
 
+TEST_CASE("a kept large mapping too small for a request is moved into it, pages and all", "[summary][large]") {
+  // In a pool of its own: no other kept mappings.  A 2 MiB request maps 4 MiB
+  // (kLargeMapMin) and keeps the rest; freed, the block merges with it.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  const std::size_t first = 2 * st::MiB;
+  auto* p = static_cast<unsigned char*>(strata_pool_malloc(pool, first));
+  REQUIRE(p != nullptr);
+  st::fill(p, first, 77);
+  strata_pool_free(pool, p);
+  const strata_heap_summary_t kept = st::summary(pool);
+  // 6 MiB: no kept mapping is big enough.  The 4 MiB one is moved to a 6 MiB
+  // mapping (mremap keeps its pages), so 2 MiB more is mapped, not 6, and the
+  // block starts with the old block's bytes (a fresh mapping reads zero).
+  auto* q = static_cast<unsigned char*>(strata_pool_malloc(pool, 6 * st::MiB));
+  REQUIRE(q != nullptr);
+  const strata_heap_summary_t after = st::summary(pool);
+  CHECK(after.os_reserved_bytes - kept.os_reserved_bytes < 3 * st::MiB);
+  CHECK(st::check(q, first, 77));
+  st::fill(q, 6 * st::MiB, 78);
+  CHECK(st::check(q, 6 * st::MiB, 78));
+  strata_pool_free(pool, q);
+  strata_pool_destroy(pool);
+}
+
 TEST_CASE("summary of a pool is separate from the process heap", "[summary][pool]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
