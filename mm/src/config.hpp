@@ -73,6 +73,13 @@ inline constexpr std::size_t kMediumTrimThreshold = 128 * 1024;
 // consumer patterns did: 8,500 madvise calls and 80,000 faults in a 2-second
 // xmalloc run; a fault costs about 11 us on the benchmark VM).
 inline constexpr std::size_t kMediumTopKeep = 64 * 1024;
+// A pool's top is given back only once it has stayed free, and over the
+// threshold, for this long (checked when medium blocks of its arena are
+// freed): memory a program frees and soon allocates again (a phase of a
+// long-running program, a burst of requests) keeps its pages instead of
+// paying a page fault for each of them (about 11 us on the benchmark VM).
+// strata_heap_trim / malloc_trim give the pages back at once.
+inline constexpr std::uint64_t kMediumTrimDelayMs = 100;
 inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
 static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 

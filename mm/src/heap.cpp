@@ -24,6 +24,7 @@ std::atomic<std::uintptr_t> g_secret{0};
 __thread ThreadCache* t_cache = &g_empty_cache;
 __thread std::uint32_t t_slot = 0;  // slot + 1, 0 = none
 std::atomic<std::uint32_t> g_medium_arena_mask{0};
+std::atomic<std::uint64_t> g_medium_trim_delay_ms{kMediumTrimDelayMs};
 
 namespace {
 
@@ -175,6 +176,11 @@ void ensure_process_init() noexcept {
   if (s == 1) return;  // another thread (or this one, re-entered) is initialising
   if (!g_init_state.compare_exchange_strong(s, 1, std::memory_order_acq_rel)) return;
   secret_init();
+  if (const char* v = os::getenv_raw("STRATA_TRIM_DELAY_MS"); v && *v >= '0' && *v <= '9') {
+    std::uint64_t ms = 0;
+    for (; *v >= '0' && *v <= '9' && ms < (std::uint64_t{1} << 40); ++v) ms = ms * 10 + static_cast<std::uint64_t>(*v - '0');
+    g_medium_trim_delay_ms.store(ms, std::memory_order_relaxed);
+  }
   {
     unsigned cpus = os::cpu_count();
     std::uint32_t arenas = 1;

@@ -171,6 +171,7 @@ struct MediumPool {
   char* clean_from;  // page-aligned: the pages from here to the sentinel's page were never touched or were given back
   std::size_t top_keep;  // bytes of a free run at the end kept dirty (kMediumTopKeep, doubled when trimmed pages are reused)
   bool trimmed;          // pages were given back since the last time the top was written again
+  std::uint64_t trim_since_ms;  // os::now_ms() since its free top has been over the trim threshold; 0: it is not
   std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);
@@ -187,6 +188,7 @@ struct alignas(64) MediumTier {
   std::size_t empty_pools = 0;
   std::size_t blocks = 0;  // in use
   std::size_t bytes = 0;   // in use (block sizes incl. tag)
+  std::uint64_t trim_due_ms = 0;  // earliest trim_since_ms + kMediumTrimDelayMs of its pools; 0: none waits
   std::uint32_t group_mask = 0;
   std::uint32_t bin_mask[kMediumBins / 32] = {};
   MediumFree* bins[kMediumBins] = {};
@@ -291,6 +293,11 @@ inline MediumTier& medium_arena_for(Heap* h) noexcept {
   std::uint32_t s = t_slot;
   return h->medium[s ? (s - 1) & g_medium_arena_mask.load(std::memory_order_relaxed) : 0];
 }
+
+// How long a medium pool's free top waits before it is given back:
+// kMediumTrimDelayMs, or STRATA_TRIM_DELAY_MS from the environment (read once
+// at process start; 0 gives back at once, as glibc does).
+extern std::atomic<std::uint64_t> g_medium_trim_delay_ms;
 
 static_assert(offsetof(Heap, meta_lock) + sizeof(Lock) <= 4096, "a heap's locks share its first page");
 inline Lock& medium_lock(Heap* h, const MediumTier& m) noexcept { return h->medium_locks[&m - h->medium]; }

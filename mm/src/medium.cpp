@@ -52,10 +52,53 @@ std::size_t give_back_top_locked(MediumPool* pool, char* block, std::size_t size
   pool->clean_from = from;
   return static_cast<std::size_t>(to - from);
 }
-// The automatic trim after a free or shrink: beyond the pool's pad, at the
-// threshold; remembers that it trimmed, so reuse of those pages grows the pad.
-void trim_top_locked(MediumPool* pool, char* block, std::size_t size) noexcept {
-  if (give_back_top_locked(pool, block, size, pool->top_keep, kMediumTrimThreshold)) pool->trimmed = true;
+// Dirty bytes of the free run [block, block + size) that an automatic trim
+// would give back (0 if it does not end the pool or stays under the
+// threshold): beyond the run's header page and the pool's pad.
+std::size_t trimmable(MediumPool* pool, char* block, std::size_t size) noexcept {
+  if (block + size != data_end(pool)) return 0;
+  char* from = page_up(block + sizeof(MediumFree));
+  if (static_cast<std::size_t>(data_end(pool) - from) <= pool->top_keep) return 0;
+  from += pool->top_keep;
+  char* to = pool->clean_from < clean_end(pool) ? pool->clean_from : clean_end(pool);
+  return to > from && static_cast<std::size_t>(to - from) >= kMediumTrimThreshold ? static_cast<std::size_t>(to - from) : 0;
+}
+// The automatic trim after a free or shrink made [block, block + size) free:
+// a top over the threshold starts its delay (g_medium_trim_delay_ms); the
+// arena's sweep gives it back when the delay is over and the top is still
+// free.  A trim is remembered, so reuse of those pages grows the pad.
+void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t size, std::uint64_t now) noexcept {
+  if (block + size != data_end(pool)) return;
+  if (!trimmable(pool, block, size)) {
+    pool->trim_since_ms = 0;
+    return;
+  }
+  if (pool->trim_since_ms) return;
+  pool->trim_since_ms = now;
+  std::uint64_t due = now + g_medium_trim_delay_ms.load(std::memory_order_relaxed);
+  if (!m.trim_due_ms || m.trim_due_ms > due) m.trim_due_ms = due;
+}
+// Gives back the tops whose delay is over (arena lock held).
+void sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
+  const std::uint64_t delay = g_medium_trim_delay_ms.load(std::memory_order_relaxed);
+  std::uint64_t next = 0;
+  for (MediumPool* pool = m.pools; pool; pool = pool->next) {
+    if (!pool->trim_since_ms) continue;
+    std::uint64_t due = pool->trim_since_ms + delay;
+    if (now < due) {
+      if (!next || due < next) next = due;
+      continue;
+    }
+    pool->trim_since_ms = 0;
+    MediumTag* sentinel = tag_at(data_end(pool));
+    if (!(sentinel->size_flags & kPrevFree)) continue;
+    char* top = data_end(pool) - sentinel->prev_size;
+    if (give_back_top_locked(pool, top, sentinel->prev_size, pool->top_keep, kMediumTrimThreshold)) pool->trimmed = true;
+  }
+  m.trim_due_ms = next;
+}
+inline void maybe_sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
+  if (m.trim_due_ms && now >= m.trim_due_ms) sweep_trims_locked(m, now);
 }
 
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
@@ -127,6 +170,7 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   pool->clean_from = page_up(data_of(pool) + sizeof(MediumFree));
   pool->top_keep = kMediumTopKeep;
   pool->trimmed = false;
+  pool->trim_since_ms = 0;
   pool->prev = nullptr;
   pool->next = m.pools;
   if (m.pools) m.pools->prev = pool;
@@ -255,6 +299,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
     auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
     bin_remove(m, block);
     std::size_t fsize = size_of(tag_at(block));
+    if (block + fsize == data_end(pool)) pool->trim_since_ms = 0;  // the top is in use again
     std::size_t prev_flag = tag_at(block)->size_flags & kPrevFree;  // always 0: free blocks never touch
     if (align > kMediumGranule) {
       auto user = align_up(reinterpret_cast<std::uintptr_t>(block) + kMediumHeaderSize, align);
@@ -335,19 +380,21 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
     MediumTag* after = tag_at(block + fsize);
     after->size_flags |= kPrevFree;
     after->prev_size = fsize;
+    std::uint64_t now = os::now_ms();
     if (pool->used_blocks == 0) {
       if (m.empty_pools >= kEmptyMediumPoolsKept) {
         pool_destroy_locked(h, pool);
       } else {
         m.empty_pools++;
-        trim_top_locked(pool, block, fsize);
+        trim_top_locked(m, pool, block, fsize, now);
         bin_insert(m, block, fsize);
       }
     } else {
-      trim_top_locked(pool, block, fsize);
+      trim_top_locked(m, pool, block, fsize, now);
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
+    maybe_sweep_trims_locked(m, now);
     return freed;
   }
 }
@@ -375,8 +422,10 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       tag_at(tail)->size_flags = tsize;
       tag_at(tail + tsize)->size_flags |= kPrevFree;
       tag_at(tail + tsize)->prev_size = tsize;
-      trim_top_locked(pool, tail, tsize);
+      std::uint64_t now = os::now_ms();
+      trim_top_locked(m, pool, tail, tsize, now);
       bin_insert(m, tail, tsize);
+      maybe_sweep_trims_locked(m, now);
       tag_at(block)->size_flags = need | flags;
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
     } else {
@@ -429,6 +478,7 @@ std::size_t medium_trim(Heap* h) noexcept {
         // A free run ends the pool: give back all its dirty pages, the pad
         // included (an explicit trim does not grow the pad).
         released += give_back_top_locked(pool, data_end(pool) - sentinel->prev_size, sentinel->prev_size, 0, kPageSize);
+        pool->trim_since_ms = 0;
       }
       pool = next;
     }

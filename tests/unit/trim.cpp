@@ -1,13 +1,16 @@
 // Memory a program frees stops counting in its resident set: a free run at
 // the end of a medium pool gives its pages back to the OS once they reach
-// 128 KiB (kMediumTrimThreshold), as glibc trims the top of its heap.
-// Checked with mincore() on the pages of the freed blocks.
+// 128 KiB (kMediumTrimThreshold), as glibc trims the top of its heap, after
+// the trim delay (CTest runs this binary with STRATA_TRIM_DELAY_MS=0: at
+// once; the delay has a test of its own).  Checked with mincore() on the
+// pages of the freed blocks.
 #include <catch2/catch.hpp>
 #include <strata/strata.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -92,6 +95,47 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
   // An explicit trim gives back the pad too.
   strata_heap_trim(pool);
   CHECK(resident_pages(a, kSize) <= 1);
+  strata_pool_free(pool, keep);
+  strata_pool_destroy(pool);
+}
+
+// The automatic trim waits: a free top over the threshold is given back only
+// once it has stayed free for the delay (STRATA_TRIM_DELAY_MS, 100 ms by
+// default; the other tests of this file run with 0, and CTest runs this one
+// alone with 200), at the next free in its arena.  Blocks over 256 KiB bypass
+// the thread cache, so each free reaches the pool.
+TEST_CASE("a free top is given back only after the trim delay", "[.trim-delay]") {
+  const char* env = std::getenv("STRATA_TRIM_DELAY_MS");
+  REQUIRE(env != nullptr);
+  const long delay_ms = std::atol(env);
+  REQUIRE(delay_ms >= 50);
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  void* keep = strata_pool_malloc(pool, 8 * 1024);
+  REQUIRE(keep != nullptr);
+  constexpr std::size_t kSize = 257 * 1024;
+  auto* y = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  auto* b = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  REQUIRE((y && a && b));
+  REQUIRE((y < a && a < b));
+  std::memset(y, 1, kSize);
+  std::memset(a, 2, kSize);
+  std::memset(b, 3, kSize);
+  const std::size_t pages = resident_pages(b, kSize);
+  REQUIRE(pages > 60);
+  const auto freed = std::chrono::steady_clock::now();
+  strata_pool_free(pool, b);
+  strata_pool_free(pool, a);
+  // Within the delay the pages stay (a free now would keep them too).
+  if (std::chrono::steady_clock::now() - freed < std::chrono::milliseconds(delay_ms / 2))
+    CHECK(resident_pages(b, kSize) == pages);
+  std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms + 50));
+  // The delay is over: the next free in the arena (y's, which joins the top)
+  // gives back the top beyond the pad.
+  strata_pool_free(pool, y);
+  CHECK(resident_pages(b, kSize) == 0);
+  CHECK(resident_pages(a + 64 * 1024, kSize - 64 * 1024) == 0);
   strata_pool_free(pool, keep);
   strata_pool_destroy(pool);
 }
