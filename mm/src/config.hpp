@@ -83,7 +83,10 @@ inline constexpr std::uint64_t kMediumTrimDelayMs = 100;
 inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
 static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 
-inline constexpr std::size_t kMediumCacheBudget = std::size_t{256} << 10;  // bytes of medium blocks a thread cache keeps
+// Bytes of medium blocks a thread cache keeps.  256 KiB measured the same
+// speed with 7-11 % more peak RSS on the Larson workload (a cached block also
+// keeps its pool from coalescing the space around it).
+inline constexpr std::size_t kMediumCacheBudget = std::size_t{128} << 10;
 
 // ---- large tier ----
 inline constexpr std::size_t kLargeHeaderSize = 64;

@@ -179,14 +179,15 @@ TEST_CASE("a free run below the pad and threshold keeps its pages", "[trim]") {
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
-  // The first free fills most of the thread cache's 256 KiB budget, so the
+  // The first free fills most of the thread cache's 128 KiB budget, so the
   // second one reaches the pool: 150 KiB of dirty pages, 86 KiB beyond the pad.
-  void* filler = strata_pool_malloc(pool, 200 * 1024);
+  constexpr std::size_t kFiller = 100 * 1024;
+  void* filler = strata_pool_malloc(pool, kFiller);
   constexpr std::size_t kSize = 150 * 1024;
   void* a = strata_pool_malloc(pool, kSize);
   REQUIRE(filler != nullptr);
   REQUIRE(a != nullptr);
-  std::memset(filler, 0x11, 200 * 1024);
+  std::memset(filler, 0x11, kFiller);
   std::memset(a, 0xA5, kSize);
   strata_pool_free(pool, filler);
   strata_pool_free(pool, a);
