@@ -79,12 +79,17 @@ LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
 // Makes [base, base + size) a kept block with its header at base, merged with
 // kept neighbours (lock held).  Neighbours may be separate mappings; a merged
 // block is still unmapped correctly, and mremap on it simply fails over to a
-// move when the kernel kept the mappings apart.
-LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size) noexcept {
+// move when the kernel kept the mappings apart.  `indexed`: the chunk map
+// already points every chunk of the range at base (a freed block whose
+// header was at its mapping's start), so only what a merge changes is
+// written (an 8 MiB block is 128 entries).
+LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed = false) noexcept {
   LargeTier& t = h->large;
   // Index the piece first (this may need a new chunk-map leaf, and fail);
   // merged neighbours are indexed already.
-  if (!chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
+  if (!indexed && !chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
+  char* const piece = base;
+  const std::size_t piece_size = size;
   if (LargeBlock* right = kept_block_at(h, base + size)) {
     cache_remove_locked(t, right);
     right->magic = 0;
@@ -106,7 +111,11 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size) noexcept {
   lb->base = base;
   lb->map_size = size;
   lb->user = base + kLargeHeaderSize;
-  if (!chunk_map::set_range(base, size, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
+  // Re-point what does not point at base yet: the piece and a right
+  // neighbour after a left merge, else the right neighbour alone.
+  char* from = base != piece ? piece : piece + piece_size;
+  std::size_t n = static_cast<std::size_t>(base + size - from);
+  if (n && !chunk_map::set_range(from, n, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
   cache_push_locked(h->large, lb);
   return lb;
 }
@@ -244,7 +253,7 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
       lb->magic = 0;
       // Kept with its header at the mapping's start (an aligned block's
       // header was elsewhere).
-      kept = make_kept_locked(h, lb->base, size) != nullptr;
+      kept = make_kept_locked(h, lb->base, size, reinterpret_cast<char*>(lb) == lb->base) != nullptr;
       std::size_t budget = t.bytes + (t.bytes < kLargeCacheMaxExtra ? t.bytes : kLargeCacheMaxExtra);
       if (budget < kLargeCacheMinBytes) budget = kLargeCacheMinBytes;
       while (kept && (t.cached_bytes > budget || t.cached_count > kLargeCacheMaxBlocks)) {
