@@ -8,7 +8,7 @@
 //   strata_free: the chunk map says "small", the span is owned by the
 //     thread's cache, the pointer is exactly a carved block start and the
 //     block has no free cookie -> push onto the thread's bin; the bin
-//     overflowing flushes a batch to the shared class.  A block of another
+//     overflowing sends a batch back to the blocks' spans.  A block of another
 //     thread's span (or of none's) goes to the thread's foreign bin instead,
 //     which returns it to its span in a batch.
 #include <errno.h>

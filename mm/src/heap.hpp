@@ -319,7 +319,6 @@ void* small_alloc_slow(Heap* h, unsigned c) noexcept;        // refill cache or 
 void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
 void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
 void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept;  // b's span is not tc's
-void foreign_overflow(ThreadCache* tc, unsigned c) noexcept;
 void small_disown_all(ThreadCache* tc) noexcept;  // gives up every span tc owns (bins flushed first)
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
 void small_release_all(Heap* h) noexcept;

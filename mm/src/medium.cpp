@@ -37,31 +37,29 @@ inline void mark_dirty(MediumPool* pool, char* end) noexcept {
     if (pool->top_keep < kMediumPoolSize) pool->top_keep *= 2;
   }
 }
-// If the free run [block, block + size) ends the pool, gives its dirty pages
-// beyond its first `keep` bytes back when they reach `threshold` (lock held;
-// the run's header page stays).  Returns the bytes given back.
-std::size_t give_back_top_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep,
-                                 std::size_t threshold) noexcept {
-  if (block + size != data_end(pool)) return 0;
+// The dirty pages of the free run [block, block + size) beyond its header
+// page and its first `keep` bytes, as [*from, *to), if the run ends the pool
+// and they reach `threshold` bytes; else false.
+bool top_dirty_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep, std::size_t threshold,
+                      char** from_out, char** to_out) noexcept {
+  if (block + size != data_end(pool)) return false;
   char* from = page_up(block + sizeof(MediumFree));
-  if (static_cast<std::size_t>(data_end(pool) - from) <= keep) return 0;
+  if (static_cast<std::size_t>(data_end(pool) - from) <= keep) return false;
   from += keep;
   char* to = pool->clean_from < clean_end(pool) ? pool->clean_from : clean_end(pool);
-  if (to <= from || static_cast<std::size_t>(to - from) < threshold) return 0;
+  if (to <= from || static_cast<std::size_t>(to - from) < threshold) return false;
+  *from_out = from;
+  *to_out = to;
+  return true;
+}
+// Gives those pages back (lock held).  Returns the bytes given back.
+std::size_t give_back_top_locked(MediumPool* pool, char* block, std::size_t size, std::size_t keep,
+                                 std::size_t threshold) noexcept {
+  char *from, *to;
+  if (!top_dirty_locked(pool, block, size, keep, threshold, &from, &to)) return 0;
   os::discard(from, static_cast<std::size_t>(to - from));
   pool->clean_from = from;
   return static_cast<std::size_t>(to - from);
-}
-// Dirty bytes of the free run [block, block + size) that an automatic trim
-// would give back (0 if it does not end the pool or stays under the
-// threshold): beyond the run's header page and the pool's pad.
-std::size_t trimmable(MediumPool* pool, char* block, std::size_t size) noexcept {
-  if (block + size != data_end(pool)) return 0;
-  char* from = page_up(block + sizeof(MediumFree));
-  if (static_cast<std::size_t>(data_end(pool) - from) <= pool->top_keep) return 0;
-  from += pool->top_keep;
-  char* to = pool->clean_from < clean_end(pool) ? pool->clean_from : clean_end(pool);
-  return to > from && static_cast<std::size_t>(to - from) >= kMediumTrimThreshold ? static_cast<std::size_t>(to - from) : 0;
 }
 // The automatic trim after a free or shrink made [block, block + size) free:
 // a top over the threshold starts its delay (g_medium_trim_delay_ms); the
@@ -69,7 +67,8 @@ std::size_t trimmable(MediumPool* pool, char* block, std::size_t size) noexcept 
 // free.  A trim is remembered, so reuse of those pages grows the pad.
 void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t size, std::uint64_t now) noexcept {
   if (block + size != data_end(pool)) return;
-  if (!trimmable(pool, block, size)) {
+  char *from, *to;
+  if (!top_dirty_locked(pool, block, size, pool->top_keep, kMediumTrimThreshold, &from, &to)) {
     pool->trim_since_ms = 0;
     return;
   }

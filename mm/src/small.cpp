@@ -373,17 +373,12 @@ void small_free_central(Heap* h, Block* b, unsigned c) noexcept {
 
 void cache_overflow(ThreadCache* tc, unsigned c) noexcept { bin_spill(tc, tc->bins[c], c, batch_for_class(c)); }
 
-void foreign_overflow(ThreadCache* tc, unsigned c) noexcept {
-  CacheBin& bin = tc->foreign[c];
-  bin_spill(tc, bin, c, static_cast<std::uint32_t>(bin.max - bin.room));
-}
-
 void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
   CacheBin& bin = tc->foreign[c];
   b->next = bin.head;
   b->cookie = cookie;
   bin.head = b;
-  if (--bin.room <= 0) foreign_overflow(tc, c);
+  if (--bin.room <= 0) bin_spill(tc, bin, c, static_cast<std::uint32_t>(bin.max - bin.room));  // all of them
 }
 
 void small_disown_all(ThreadCache* tc) noexcept {
