@@ -306,19 +306,7 @@ ThreadCache* cache_for(Heap* h) noexcept {
 }
 
 void cache_flush_all(ThreadCache* tc) noexcept {
-  for (unsigned c = 0; c < kNumClasses; ++c) {
-    for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
-      std::uint32_t n = static_cast<std::uint32_t>(bin->max - bin->room);
-      if (!n) continue;
-      Block* head = bin->head;
-      Block* tail = head;
-      while (tail->next) tail = tail->next;
-      bin->head = nullptr;
-      bin->room = bin->max;
-      small_return_chain(tc->heap, c, head, tail, n);
-    }
-  }
-  small_disown_all(tc);
+  small_flush_cache(tc);
   Block* chain = nullptr;
   for (unsigned c = 0; c < kNumMediumClasses; ++c) {
     CacheBin& bin = tc->medium_bins[c];

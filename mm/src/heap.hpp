@@ -319,7 +319,9 @@ void* small_alloc_slow(Heap* h, unsigned c) noexcept;        // refill cache or 
 void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
 void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
 void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept;  // b's span is not tc's
-void small_disown_all(ThreadCache* tc) noexcept;  // gives up every span tc owns (bins flushed first)
+// Gives tc's small blocks (own and foreign bins) back to their spans, then
+// every span tc owns to its class.
+void small_flush_cache(ThreadCache* tc) noexcept;
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
 void small_release_all(Heap* h) noexcept;
 std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans

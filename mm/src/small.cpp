@@ -381,9 +381,11 @@ void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t co
   if (--bin.room <= 0) bin_spill(tc, bin, c, static_cast<std::uint32_t>(bin.max - bin.room));  // all of them
 }
 
-void small_disown_all(ThreadCache* tc) noexcept {
+void small_flush_cache(ThreadCache* tc) noexcept {
   Heap* h = tc->heap;
   for (unsigned c = 0; c < kNumClasses; ++c) {
+    for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]})
+      if (bin->room != bin->max) bin_spill(tc, *bin, c, static_cast<std::uint32_t>(bin->max - bin->room));
     if (!tc->owned[c]) continue;
     SizeClass& sc = h->classes[c];
     LockGuard g(sc.lock);
