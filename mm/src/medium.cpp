@@ -37,6 +37,14 @@ inline void mark_dirty(MediumPool* pool, char* end) noexcept {
     if (pool->top_keep < kMediumPoolSize) pool->top_keep *= 2;
   }
 }
+// The free run that ends the pool (its size in *size), or null when the
+// pool ends with a block in use.
+inline char* top_run(MediumPool* pool, std::size_t* size) noexcept {
+  MediumTag* sentinel = tag_at(data_end(pool));
+  if (!(sentinel->size_flags & kPrevFree)) return nullptr;
+  *size = sentinel->prev_size;
+  return data_end(pool) - *size;
+}
 // The dirty pages of the free run [block, block + size) beyond its header
 // page and its first `keep` bytes, as [*from, *to), if the run ends the pool
 // and they reach `threshold` bytes; else false.
@@ -65,7 +73,7 @@ std::size_t give_back_top_locked(MediumPool* pool, char* block, std::size_t size
 // a top over the threshold starts its delay (g_medium_trim_delay_ms); the
 // arena's sweep gives it back when the delay is over and the top is still
 // free.  A trim is remembered, so reuse of those pages grows the pad.
-void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t size, std::uint64_t now) noexcept {
+void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t size) noexcept {
   if (block + size != data_end(pool)) return;
   char *from, *to;
   if (!top_dirty_locked(pool, block, size, pool->top_keep, kMediumTrimThreshold, &from, &to)) {
@@ -73,6 +81,7 @@ void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t s
     return;
   }
   if (pool->trim_since_ms) return;
+  std::uint64_t now = os::now_ms();
   pool->trim_since_ms = now;
   std::uint64_t due = now + g_medium_trim_delay_ms.load(std::memory_order_relaxed);
   if (!m.trim_due_ms || m.trim_due_ms > due) m.trim_due_ms = due;
@@ -89,15 +98,16 @@ void sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
       continue;
     }
     pool->trim_since_ms = 0;
-    MediumTag* sentinel = tag_at(data_end(pool));
-    if (!(sentinel->size_flags & kPrevFree)) continue;
-    char* top = data_end(pool) - sentinel->prev_size;
-    if (give_back_top_locked(pool, top, sentinel->prev_size, pool->top_keep, kMediumTrimThreshold)) pool->trimmed = true;
+    std::size_t size;
+    if (char* top = top_run(pool, &size); top && give_back_top_locked(pool, top, size, pool->top_keep, kMediumTrimThreshold))
+      pool->trimmed = true;
   }
   m.trim_due_ms = next;
 }
-inline void maybe_sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
-  if (m.trim_due_ms && now >= m.trim_due_ms) sweep_trims_locked(m, now);
+// Sweeps when a delay is over: the clock is read only while one runs.
+inline void maybe_sweep_trims_locked(MediumTier& m) noexcept {
+  if (!m.trim_due_ms) return;
+  if (std::uint64_t now = os::now_ms(); now >= m.trim_due_ms) sweep_trims_locked(m, now);
 }
 
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
@@ -379,21 +389,20 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
     MediumTag* after = tag_at(block + fsize);
     after->size_flags |= kPrevFree;
     after->prev_size = fsize;
-    std::uint64_t now = os::now_ms();
     if (pool->used_blocks == 0) {
       if (m.empty_pools >= kEmptyMediumPoolsKept) {
         pool_destroy_locked(h, pool);
       } else {
         m.empty_pools++;
-        trim_top_locked(m, pool, block, fsize, now);
+        trim_top_locked(m, pool, block, fsize);
         bin_insert(m, block, fsize);
       }
     } else {
-      trim_top_locked(m, pool, block, fsize, now);
+      trim_top_locked(m, pool, block, fsize);
       bin_insert(m, block, fsize);
       maybe_validate(m, pool);
     }
-    maybe_sweep_trims_locked(m, now);
+    maybe_sweep_trims_locked(m);
     return freed;
   }
 }
@@ -421,10 +430,9 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       tag_at(tail)->size_flags = tsize;
       tag_at(tail + tsize)->size_flags |= kPrevFree;
       tag_at(tail + tsize)->prev_size = tsize;
-      std::uint64_t now = os::now_ms();
-      trim_top_locked(m, pool, tail, tsize, now);
+      trim_top_locked(m, pool, tail, tsize);
       bin_insert(m, tail, tsize);
-      maybe_sweep_trims_locked(m, now);
+      maybe_sweep_trims_locked(m);
       tag_at(block)->size_flags = need | flags;
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
     } else {
@@ -473,10 +481,10 @@ std::size_t medium_trim(Heap* h) noexcept {
         m.empty_pools--;
         pool_destroy_locked(h, pool);
         released += kMediumPoolSize;
-      } else if (MediumTag* sentinel = tag_at(data_end(pool)); sentinel->size_flags & kPrevFree) {
+      } else if (std::size_t size; char* top = top_run(pool, &size)) {
         // A free run ends the pool: give back all its dirty pages, the pad
         // included (an explicit trim does not grow the pad).
-        released += give_back_top_locked(pool, data_end(pool) - sentinel->prev_size, sentinel->prev_size, 0, kPageSize);
+        released += give_back_top_locked(pool, top, size, 0, kPageSize);
         pool->trim_since_ms = 0;
       }
       pool = next;
