@@ -120,6 +120,25 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
   return lb;
 }
 
+// Makes the mapping [base, base + map_size) a live block whose user pointer
+// is `user` (header just below it) and indexes it; null if the chunk map
+// cannot (the caller unmaps).  The header is written before the chunk map
+// publishes the block (a release store; lookup() reads with acquire): another
+// thread merging a kept block with its right neighbour reads the header of
+// whatever the map shows at that address, and this mapping may have landed
+// just there.
+LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) noexcept {
+  auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
+  lb->magic = kLargeMagic;
+  lb->heap = h;
+  lb->base = base;
+  lb->map_size = map_size;
+  lb->user = user;
+  if (!chunk_map::set_range(base, map_size, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
+  os::name_region(base, map_size, "strata:large");
+  return lb;
+}
+
 // No kept block is big enough for map_size bytes: the largest one is moved
 // (mremap: its pages go along without being touched) to a mapping of
 // map_size, so only the difference is fresh memory.  Kept blocks that no
@@ -146,18 +165,12 @@ LargeBlock* grow_kept(Heap* h, std::size_t map_size) noexcept {
     if (!make_kept_locked(h, old_base, old_size)) release_unindexed(h, old_base, old_size);
     return nullptr;
   }
-  lb = reinterpret_cast<LargeBlock*>(nb);
-  lb->magic = kLargeMagic;
-  lb->heap = h;
-  lb->base = nb;
-  lb->map_size = map_size;
-  lb->user = nb + kLargeHeaderSize;
-  if (!chunk_map::set_range(nb, map_size, chunk_map::make(lb, ChunkKind::kLarge))) {
+  lb = publish_live(h, nb, map_size, nb + kLargeHeaderSize);
+  if (!lb) {
     os::unmap(nb, map_size);
     heap_account_os(h, -static_cast<std::ptrdiff_t>(old_size));
     return nullptr;
   }
-  os::name_region(nb, map_size, "strata:large");
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
   heap_account_os(h, static_cast<std::ptrdiff_t>(map_size - old_size));
   return lb;
@@ -205,21 +218,11 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   char* base = static_cast<char*>(os::map_aligned(map_size + spare, kChunkSize));
   if (!base) return nullptr;
   auto user = reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(base) + kLargeHeaderSize, align));
-  auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
-  // The header is written before the chunk map publishes the block (a
-  // release store; lookup() reads with acquire): another thread merging a
-  // kept block with its right neighbour reads the header of whatever the map
-  // shows at that address, and this mapping may have landed just there.
-  lb->magic = kLargeMagic;
-  lb->heap = h;
-  lb->base = base;
-  lb->map_size = map_size;
-  lb->user = user;
-  if (!chunk_map::set_range(base, map_size, chunk_map::make(lb, ChunkKind::kLarge))) {
+  LargeBlock* lb = publish_live(h, base, map_size, user);
+  if (!lb) {
     os::unmap(base, map_size);
     return nullptr;
   }
-  os::name_region(base, map_size, "strata:large");
   // The spare part after the block (indexed only now that the block is, so
   // its left neighbour is this live block and never a stale entry).
   if (spare) {
