@@ -220,7 +220,7 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   auto user = reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(base) + kLargeHeaderSize, align));
   LargeBlock* lb = publish_live(h, base, map_size, user);
   if (!lb) {
-    os::unmap(base, map_size);
+    os::unmap(base, map_size + spare);  // the spare too: it is not kept yet
     return nullptr;
   }
   // The spare part after the block (indexed only now that the block is, so
