@@ -428,16 +428,9 @@ STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const c
         return move_block(h, in, p, n, n, op);
       }
       if (large_resize_in_place(h, in.large, n)) return p;
-      // A kept mapping has its pages already: copying the old content into
-      // it is cheaper than faulting in the grown part of a moved mapping
-      // when the block at least doubles.
-      if (usable <= n - usable) {
-        if (void* q = large_alloc_cached(h, grow_target(n, n / 4))) {
-          std::memcpy(q, p, usable);
-          large_free(h, in.large);
-          return q;
-        }
-      }
+      // Up to kLargeCopyMax the block is copied into a kept mapping (or a
+      // fresh one) rather than moved with mremap: see config.hpp.
+      if (usable <= kLargeCopyMax) return move_block(h, in, p, usable, grow_target(n, n / 4), op);
       if (void* q = large_move(h, in.large, grow_target(n, n / 4))) return q;
       return move_block(h, in, p, usable, n, op);
     }

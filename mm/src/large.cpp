@@ -139,43 +139,6 @@ LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) 
   return lb;
 }
 
-// No kept block is big enough for map_size bytes: the largest one is moved
-// (mremap: its pages go along without being touched) to a mapping of
-// map_size, so only the difference is fresh memory.  Kept blocks that no
-// request fits otherwise pile up to the budget and are unmapped, while every
-// new request faults in all its pages (large_churn: a third more page
-// faults than tcmalloc, whose page heap coalesces any free pages).
-LargeBlock* grow_kept(Heap* h, std::size_t map_size) noexcept {
-  LargeBlock* lb;
-  {
-    LockGuard g(h->large.lock);
-    LargeTier& t = h->large;
-    lb = nullptr;
-    for (LargeBlock* k = t.cached; k; k = k->next)
-      if (!lb || k->map_size > lb->map_size) lb = k;
-    if (!lb) return nullptr;
-    cache_remove_locked(t, lb);
-    unindex_locked(lb);
-  }
-  char* old_base = lb->base;
-  std::size_t old_size = lb->map_size;
-  auto* nb = static_cast<char*>(os::remap_move_aligned(old_base, old_size, map_size, kChunkSize));
-  if (!nb) {  // a merged block the kernel keeps as separate mappings: keep it as it was
-    LockGuard g(h->large.lock);
-    if (!make_kept_locked(h, old_base, old_size)) release_unindexed(h, old_base, old_size);
-    return nullptr;
-  }
-  lb = publish_live(h, nb, map_size, nb + kLargeHeaderSize);
-  if (!lb) {
-    os::unmap(nb, map_size);
-    heap_account_os(h, -static_cast<std::ptrdiff_t>(old_size));
-    return nullptr;
-  }
-  h->map_calls.fetch_add(1, std::memory_order_relaxed);
-  heap_account_os(h, static_cast<std::ptrdiff_t>(map_size - old_size));
-  return lb;
-}
-
 }  // namespace
 
 void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
@@ -194,12 +157,7 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
       link_locked(h->large, lb);
     }
   }
-  if (!lb) {
-    lb = grow_kept(h, map_size);
-    if (!lb) return nullptr;
-    LockGuard g(h->large.lock);
-    link_locked(h->large, lb);
-  }
+  if (!lb) return nullptr;
   heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
   return lb->user;
 }

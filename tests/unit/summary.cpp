@@ -146,27 +146,54 @@ TEST_CASE("summary: large blocks return their mappings to the OS", "[summary]") 
   CHECK(after.peak_os_reserved_bytes >= during.os_reserved_bytes);
 }
 
-TEST_CASE("a kept large mapping too small for a request is moved into it, pages and all", "[summary][large]") {
-  // In a pool of its own: no other kept mappings.  A 2 MiB request maps 4 MiB
-  // (kLargeMapMin) and keeps the rest; freed, the block merges with it.
+TEST_CASE("a large block that cannot grow in place is copied into a kept mapping", "[summary][large][realloc]") {
+  // In a pool of its own, so the kept mappings are the ones made here.  A
+  // 1 MiB block maps 4 MiB (kLargeMapMin) and keeps the rest, which the
+  // 2.5 MiB block b then takes: b sits right after a, so a cannot grow in
+  // place.  A 3 MiB block freed leaves a kept 4 MiB mapping.
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
-  const std::size_t first = 2 * st::MiB;
-  auto* p = static_cast<unsigned char*>(strata_pool_malloc(pool, first));
-  REQUIRE(p != nullptr);
-  st::fill(p, first, 77);
-  strata_pool_free(pool, p);
-  const strata_heap_summary_t kept = st::summary(pool);
-  // 6 MiB: no kept mapping is big enough.  The 4 MiB one is moved to a 6 MiB
-  // mapping (mremap keeps its pages), so 2 MiB more is mapped, not 6, and the
-  // block starts with the old block's bytes (a fresh mapping reads zero).
-  auto* q = static_cast<unsigned char*>(strata_pool_malloc(pool, 6 * st::MiB));
+  auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, st::MiB));
+  void* b = strata_pool_malloc(pool, 2 * st::MiB + 512 * st::KiB);
+  void* c = strata_pool_malloc(pool, 3 * st::MiB);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  REQUIRE(c != nullptr);
+  st::fill(a, st::MiB, 41);
+  strata_pool_free(pool, c);
+  const strata_heap_summary_t before = st::summary(pool);
+  // 1.5 MiB (under twice the block, under kLargeCopyMax): copied into the
+  // kept mapping, no system call for a new mapping (a move with mremap would
+  // count one).
+  auto* q = static_cast<unsigned char*>(strata_pool_realloc(pool, a, 3 * st::MiB / 2));
   REQUIRE(q != nullptr);
   const strata_heap_summary_t after = st::summary(pool);
-  CHECK(after.os_reserved_bytes - kept.os_reserved_bytes < 3 * st::MiB);
-  CHECK(st::check(q, first, 77));
-  st::fill(q, 6 * st::MiB, 78);
-  CHECK(st::check(q, 6 * st::MiB, 78));
+  CHECK(q != a);
+  CHECK(after.os_map_calls == before.os_map_calls);
+  CHECK(after.os_reserved_bytes == before.os_reserved_bytes);
+  CHECK(st::check(q, st::MiB, 41));
+  st::fill(q, 3 * st::MiB / 2, 42);
+  CHECK(st::check(q, 3 * st::MiB / 2, 42));
+  strata_pool_free(pool, q);
+  strata_pool_free(pool, b);
+  strata_pool_destroy(pool);
+}
+
+TEST_CASE("a large block over kLargeCopyMax grows by mremap, not by a copy", "[summary][large][realloc]") {
+  // Whether the kernel grows the mapping in place or moves it, only the
+  // difference is new address space; a copy would map all 48 MiB and keep the
+  // old 24 MiB.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  auto* p = static_cast<unsigned char*>(strata_pool_malloc(pool, 24 * st::MiB));
+  REQUIRE(p != nullptr);
+  st::fill(p, 24 * st::MiB, 43);
+  const strata_heap_summary_t before = st::summary(pool);
+  auto* q = static_cast<unsigned char*>(strata_pool_realloc(pool, p, 48 * st::MiB));
+  REQUIRE(q != nullptr);
+  const strata_heap_summary_t after = st::summary(pool);
+  CHECK(after.os_reserved_bytes - before.os_reserved_bytes < 40 * st::MiB);
+  CHECK(st::check(q, 24 * st::MiB, 43));
   strata_pool_free(pool, q);
   strata_pool_destroy(pool);
 }
