@@ -649,11 +649,9 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
         s.cached_blocks += n;
         s.cached_bytes += n * kClassSize[c];
       }
-      for (unsigned c = 0; c < kNumMediumClasses; ++c) {
-        std::size_t n = bin_count(tc->medium_bins[c]);
-        medium_cached_blocks += n;
-        medium_cached_bytes += n * medium_class_block(c);  // at least; a block may be a little larger
-      }
+      for (unsigned c = 0; c < kNumMediumClasses; ++c) medium_cached_blocks += bin_count(tc->medium_bins[c]);
+      // The exact sum: a block grown in place is filed under a class smaller than it.
+      medium_cached_bytes += medium_cached_bytes_racy(tc->medium_cached_bytes);
     }
   }
   s.small_blocks = out_blocks > s.cached_blocks ? out_blocks - s.cached_blocks : 0;

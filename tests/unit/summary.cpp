@@ -129,6 +129,28 @@ TEST_CASE("summary: freed small blocks show up in the thread cache", "[summary]"
   CHECK(flushed.small_blocks == before.small_blocks);
 }
 
+TEST_CASE("summary: a medium block grown in place and cached counts as cached, not in use", "[summary]") {
+  // In a pool of its own: the block starts the pool and its right neighbour
+  // is free, so it grows in place to 42 granules, which is no cache class
+  // (40 and 44 are): the cache files it under 40 and must count all of it.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  const strata_heap_summary_t before = st::summary(pool);
+  void* p = strata_pool_malloc(pool, 10000);
+  REQUIRE(p != nullptr);
+  void* q = strata_pool_realloc(pool, p, 10500);
+  REQUIRE(q == p);
+  const std::size_t usable = strata_usable_size(q);
+  REQUIRE(usable == 42 * 256 - 16);  // grown in place to exactly 42 granules
+  strata_pool_free(pool, q);
+  const strata_heap_summary_t after = st::summary(pool);
+  CHECK(after.medium_blocks == before.medium_blocks);
+  CHECK(after.medium_bytes == before.medium_bytes);
+  CHECK(after.in_use_bytes == before.in_use_bytes);
+  CHECK(after.cached_bytes >= before.cached_bytes + usable);
+  strata_pool_destroy(pool);
+}
+
 TEST_CASE("summary: large blocks return their mappings to the OS", "[summary]") {
   // Earlier tests leave freed large mappings kept for reuse (up to 128 MiB),
   // which could serve the request below without a mapping call.
