@@ -183,11 +183,18 @@ STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
   return b;
 }
 
+// cache_lookup with the process heap's case inline (the TLS pointer).
+inline ThreadCache* cache_lookup_inline(Heap* h) noexcept {
+  if (h != &g_default_heap) return cache_lookup(h);
+  ThreadCache* tc = t_cache;
+  return tc == &g_empty_cache ? nullptr : tc;
+}
+
 // Medium blocks come in cache classes (sizes at most 1/8 apart) so that a
 // thread's freed blocks serve its later requests.
 void* medium_alloc_cached(Heap* h, std::size_t n) noexcept {
   unsigned mc = kGranulesToMediumClass[(n + kMediumHeaderSize + kMediumGranule - 1) / kMediumGranule];
-  if (ThreadCache* tc = cache_lookup(h)) {
+  if (ThreadCache* tc = cache_lookup_inline(h)) {
     CacheBin& bin = tc->medium_bins[mc];
     if (Block* b = bin.head) {
       bin.head = b->next;
@@ -246,6 +253,30 @@ STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uin
   if (STRATA_UNLIKELY(--bin.room < 0)) cache_overflow(tc, c);
 }
 
+// Puts medium block p (of pool, heap h) into thread cache tc, when tc is
+// not null, the block is a live start (racy check: the locked path decides
+// every doubtful case, a double free included) of the thread's own arena (a
+// block another thread allocated goes back to its arena, where that thread
+// finds it: a consumer thread's cache would only hold memory it never
+// reuses), and the cache has room.  False: the caller frees it under the lock.
+inline bool medium_cache_push(ThreadCache* tc, Heap* h, MediumPool* pool, void* p) noexcept {
+  if (!tc || pool->arena != &medium_arena_for(h) || !medium_is_live_start(pool, p)) return false;
+  std::size_t size = medium_block_size_racy(p);
+  if (size < medium_class_block(0) || size > kMaxMediumBlock || tc->medium_cached_bytes + size > kMediumCacheBudget)
+    return false;
+  unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
+  if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
+  CacheBin& bin = tc->medium_bins[mc];
+  if (bin.room <= 0) return false;
+  auto* b = static_cast<Block*>(p);
+  b->next = bin.head;
+  b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();
+  bin.head = b;
+  bin.room--;
+  tc->medium_cached_bytes += size;
+  return true;
+}
+
 // Frees a block already classified as valid.
 void free_valid(const Info& in, void* p, const char* op) noexcept {
   switch (in.kind) {
@@ -261,30 +292,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
       return;
     }
     case ChunkKind::kMedium: {
-      // Into the thread's cache when the block is a live start (racy check;
-      // the locked path below decides every doubtful case) of the thread's
-      // own arena: a block another thread allocated goes back to its arena,
-      // where that thread finds it (a consumer thread's cache would only
-      // hold memory it never reuses).
-      if (ThreadCache* tc = cache_for(in.heap);
-          tc && in.pool->arena == &medium_arena_for(in.heap) && medium_is_live_start(in.pool, p)) {
-        std::size_t size = medium_block_size_racy(p);
-        if (size >= medium_class_block(0) && size <= kMaxMediumBlock &&
-            tc->medium_cached_bytes + size <= kMediumCacheBudget) {
-          unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
-          if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
-          CacheBin& bin = tc->medium_bins[mc];
-          if (bin.room > 0) {
-            auto* b = static_cast<Block*>(p);
-            b->next = bin.head;
-            b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();
-            bin.head = b;
-            bin.room--;
-            tc->medium_cached_bytes += size;
-            return;
-          }
-        }
-      }
+      if (medium_cache_push(cache_for(in.heap), in.heap, in.pool, p)) return;
       strata_error_kind err = medium_free(in.heap, in.pool, p);
       if (err != STRATA_ERROR_NONE) report(err, p, op, medium_message(err));
       return;
@@ -299,6 +307,19 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
 
 STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept {
   if (!p) return;
+  // A medium block of the process heap into this thread's cache, without
+  // classify(): the same checks, in the order the common case needs them.
+  // (A block whose free cookie is set may already be in a cache: classify
+  // tells a double free from a coincidence.)
+  if (auto a = reinterpret_cast<std::uintptr_t>(p); (a & (kMinAlign - 1)) == 0) {
+    std::uintptr_t e = chunk_map::lookup(a);
+    if (chunk_map::kind_of(e) == ChunkKind::kMedium) {
+      auto* pool = chunk_map::owner_of<MediumPool>(e);
+      if (pool->heap == &g_default_heap && !expect && static_cast<const Block*>(p)->cookie != (a ^ secret())) {
+        if (medium_cache_push(cache_lookup_inline(&g_default_heap), &g_default_heap, pool, p)) return;
+      }
+    }
+  }
   Info in = classify(p, /*check_medium=*/false);
   if (in.err != STRATA_ERROR_NONE) return report(in.err, p, op, in.msg);
   if (expect && in.heap != expect)
