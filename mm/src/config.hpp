@@ -102,9 +102,9 @@ inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{64} << 20;  // la
 // place into a kept (or fresh) mapping, as tcmalloc, jemalloc and mimalloc
 // do, and moves a bigger one with mremap, as glibc does.  Moving pages costs
 // their next access: on the benchmark VM (shadow-paged) the large_churn
-// workload spent 50 ms more user time per 3,000 steps touching moved pages
-// than copying them, and moved blocks leave kept mappings unused, so more
-// fresh pages fault.
+// workload at 1 thread spent about 50 ms more user time per 3,000 steps
+// touching pages realloc had moved than it spends copying them, and a moved
+// block leaves kept mappings unused, so more fresh pages fault.
 inline constexpr std::size_t kLargeCopyMax = std::size_t{16} << 20;
 inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh cacheable mapping is at least this big
 

@@ -1,5 +1,6 @@
 // strata — the large tier: one mapping per block, 64 KiB granular, grown and
-// shrunk in place with mremap, moved without copying when it must move.
+// shrunk in place with mremap; one that must move is copied up to
+// kLargeCopyMax (api.cpp's realloc) and moved with mremap above.
 // The header (LargeBlock) sits just below the user pointer, inside the mapping.
 #include "heap.hpp"
 #include "os.hpp"
@@ -139,8 +140,7 @@ LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) 
   return lb;
 }
 
-}  // namespace
-
+// A kept mapping for a request of `size` bytes, or null (no kept one fits).
 void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   if (size > kLargeCacheMaxBlock) return nullptr;
   std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
@@ -161,6 +161,8 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   heap_account_central(h, static_cast<std::ptrdiff_t>(lb->map_size));
   return lb->user;
 }
+
+}  // namespace
 
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
   if (use_cache && align <= kLargeHeaderSize)
