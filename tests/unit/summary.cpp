@@ -202,9 +202,9 @@ TEST_CASE("a large block that cannot grow in place is copied into a kept mapping
 }
 
 TEST_CASE("a large block over kLargeCopyMax grows by mremap, not by a copy", "[summary][large][realloc]") {
-  // Whether the kernel grows the mapping in place or moves it, only the
-  // difference is new address space; a copy would map all 48 MiB and keep the
-  // old 24 MiB.
+  // The block grows to 48 MiB plus 25 % headroom (60 MiB).  Whether the kernel
+  // grows the mapping in place or moves it, only the difference (36 MiB) is
+  // new address space; a copy would map all 60 MiB and keep the old 24 MiB.
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
   auto* p = static_cast<unsigned char*>(strata_pool_malloc(pool, 24 * st::MiB));
