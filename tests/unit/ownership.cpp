@@ -115,3 +115,43 @@ TEST_CASE("a thread's spans serve other threads once it has exited", "[ownership
   for (void* p : got) strata_free(p);
   for (int i = 1; i < kN; i += 2) strata_free(blocks[i]);
 }
+
+TEST_CASE("a refill takes its span's free list whole up to four batches", "[ownership]") {
+  // A span's free list holds blocks that other threads wrote as they freed
+  // them: walking it would read each one from another core's cache, one
+  // dependent miss after another.  A refill takes a list of up to four
+  // batches in one step, more blocks than its bin's bound (two batches).
+  constexpr std::size_t kSize = 256;  // batch 32 blocks (8 KiB), bin bound 64
+  constexpr int kN = 70;              // refills of 4, 8, 16, 32, 32 blocks: one span, 92 carved
+  std::vector<void*> blocks(kN);
+  std::mutex m;
+  std::condition_variable cv;
+  int stage = 0;
+  std::size_t cached_before = 0, cached_after = 0;
+  std::thread owner([&] {
+    for (auto& p : blocks) p = strata_malloc(kSize);
+    strata_thread_flush();  // its bin is empty, its span joins the class's partial list
+    std::unique_lock<std::mutex> l(m);
+    stage = 1;
+    cv.notify_all();
+    cv.wait(l, [&] { return stage == 2; });
+    cached_before = st::summary().cached_bytes;
+    void* p = strata_malloc(kSize);  // the refill: the span's free list holds 91 blocks
+    cached_after = st::summary().cached_bytes;
+    strata_free(p);
+  });
+  {
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return stage == 1; });
+  }
+  for (int i = 1; i < kN; ++i) strata_free(blocks[i]);  // blocks[0] keeps the span in use
+  strata_thread_flush();
+  {
+    std::lock_guard<std::mutex> l(m);
+    stage = 2;
+  }
+  cv.notify_all();
+  owner.join();
+  CHECK(cached_after - cached_before >= 90 * kSize);  // a walk takes one batch: 31 blocks cached
+  strata_free(blocks[0]);
+}
