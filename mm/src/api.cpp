@@ -192,21 +192,35 @@ inline ThreadCache* cache_lookup_inline(Heap* h) noexcept {
   return tc == &g_empty_cache ? nullptr : tc;
 }
 
-// Medium blocks come in cache classes (sizes at most 1/8 apart) so that a
-// thread's freed blocks serve its later requests.
+// A medium block is as big as its request (in granules); a thread cache
+// files freed blocks under cache classes (sizes at most 1/8 apart, each
+// block under the largest class not above its size), so that they serve the
+// thread's later requests: a request takes the newest block of the class
+// below it if that one is big enough (a program that repeats a size gets
+// its block back), else one of its own class up, which always fits.
 void* medium_alloc_cached(Heap* h, std::size_t n) noexcept {
-  unsigned mc = kGranulesToMediumClass[(n + kMediumHeaderSize + kMediumGranule - 1) / kMediumGranule];
+  std::size_t need = align_up(n + kMediumHeaderSize, kMediumGranule);
+  unsigned mc = kGranulesToMediumClass[need / kMediumGranule];
   if (ThreadCache* tc = cache_lookup_inline(h)) {
-    CacheBin& bin = tc->medium_bins[mc];
-    if (Block* b = bin.head) {
-      bin.head = b->next;
-      bin.room++;
-      tc->medium_cached_bytes -= medium_block_size_racy(b);
+    CacheBin* bin = &tc->medium_bins[mc];
+    Block* b = nullptr;
+    std::size_t size = 0;
+    if (medium_class_block(mc) != need) {
+      if (Block* f = tc->medium_bins[mc - 1].head; f && (size = medium_block_size_racy(f)) >= need) {
+        bin = &tc->medium_bins[mc - 1];
+        b = f;
+      }
+    }
+    if (!b && (b = bin->head)) size = medium_block_size_racy(b);
+    if (b) {
+      bin->head = b->next;
+      bin->room++;
+      tc->medium_cached_bytes -= size;
       b->cookie = 0;
       return b;
     }
   }
-  return medium_alloc(h, medium_class_block(mc) - kMediumHeaderSize, kMinAlign);
+  return medium_alloc(h, n, kMinAlign);
 }
 
 STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept {

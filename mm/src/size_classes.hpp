@@ -78,11 +78,11 @@ inline constexpr std::uint32_t class_reciprocal(unsigned c) noexcept {
 }
 
 // ---- medium cache classes ----
-// Medium blocks are 256-byte granular; those a thread cache keeps are rounded
-// up to one of these block sizes (in granules, tag included), spaced at most
-// 1/8 apart: 11..16, then steps of 2, 4, 8, ... granules up to the largest
-// medium block.  A block of another size (after an in-place realloc) is filed
-// under the largest class not above its size.
+// Medium blocks are 256-byte granular; a thread cache files those it keeps
+// under these block sizes (in granules, tag included), spaced at most 1/8
+// apart: 11..16, then steps of 2, 4, 8, ... granules up to the largest
+// medium block.  A block is filed under the largest class not above its
+// size (see medium_alloc_cached in api.cpp).
 inline constexpr auto kMediumClassGranules = [] {
   std::array<std::uint16_t, 55> t{};
   unsigned n = 0;

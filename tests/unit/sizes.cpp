@@ -142,3 +142,30 @@ TEST_CASE("malloc(0) returns unique non-null pointers", "[sizes]") {
   strata_free(nullptr);  // must do nothing
   CHECK(strata_usable_size(nullptr) == 0);
 }
+
+TEST_CASE("a medium block is as big as its request, and a freed one serves that size again", "[sizes][medium]") {
+  // The thread cache files medium blocks under classes (20 and 22 granules
+  // are two of them); a block of 21 granules is no class size: it is filed
+  // under 20 and must still come back for its own size, not be rounded up
+  // to 22 granules when it is made.
+  constexpr std::size_t kGranule = 256, kTag = 16;
+  strata_thread_flush();  // earlier tests filled the cache up to its budget
+  const std::size_t n = 21 * kGranule - kTag - 100;
+  void* p = strata_malloc(n);
+  REQUIRE(p != nullptr);
+  CHECK(strata_usable_size(p) == 21 * kGranule - kTag);
+  strata_free(p);
+  void* q = strata_malloc(n);
+  CHECK(q == p);
+  // A request of 22 granules does not take a cached 21-granule block.
+  strata_free(q);
+  void* r = strata_malloc(22 * kGranule - kTag);
+  REQUIRE(r != nullptr);
+  CHECK(r != p);
+  CHECK(strata_usable_size(r) == 22 * kGranule - kTag);
+  // One of 20 granules may: the block is big enough.
+  void* s = strata_malloc(20 * kGranule - kTag);
+  CHECK(s == p);
+  strata_free(r);
+  strata_free(s);
+}
