@@ -278,7 +278,8 @@ STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uin
 inline bool medium_cache_push(ThreadCache* tc, Heap* h, MediumPool* pool, void* p) noexcept {
   if (!tc || pool->arena != &medium_arena_for(h) || !medium_is_live_start(pool, p)) return false;
   std::size_t size = medium_block_size_racy(p);
-  if (size < medium_class_block(0) || size > kMaxMediumBlock || tc->medium_cached_bytes + size > kMediumCacheBudget)
+  if (size < medium_class_block(0) || size > kMaxMediumBlock ||
+      (tc->medium_cached_bytes && tc->medium_cached_bytes + size > kMediumCacheBudget))  // a lone block of any size fits
     return false;
   unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
   if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve

@@ -169,3 +169,26 @@ TEST_CASE("a medium block is as big as its request, and a freed one serves that 
   strata_free(r);
   strata_free(s);
 }
+
+TEST_CASE("the thread cache keeps a lone medium block bigger than its budget", "[sizes][medium]") {
+  // The cache keeps 128 KiB of medium blocks, or one block of any medium
+  // size when it holds no other: a program that allocates and frees one
+  // 256 KiB buffer over and over is served without the arena's lock.
+  strata_thread_flush();
+  const strata_heap_summary_t before = st::summary();
+  void* p = strata_malloc(256 * 1024);
+  REQUIRE(p != nullptr);
+  strata_free(p);
+  const strata_heap_summary_t cached = st::summary();
+  CHECK(cached.medium_blocks == before.medium_blocks);
+  CHECK(cached.cached_bytes >= before.cached_bytes + 256 * 1024);
+  void* q = strata_malloc(256 * 1024);
+  CHECK(q == p);
+  // With another medium block cached, a second big one goes back to its arena.
+  void* r = strata_malloc(8 * 1024);
+  REQUIRE(r != nullptr);
+  strata_free(r);
+  strata_free(q);
+  CHECK(st::summary().cached_bytes < before.cached_bytes + 256 * 1024);
+  strata_thread_flush();
+}

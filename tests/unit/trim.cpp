@@ -33,6 +33,17 @@ std::size_t resident_pages(void* p, std::size_t n) {
 }
 }  // namespace
 
+// The thread cache keeps 128 KiB of medium blocks, or one block of any
+// medium size when it holds no other.  A small medium block freed first
+// fills it, so that bigger blocks freed later go back to their pool.
+namespace {
+void bypass_cache(strata_pool_t* pool) {
+  void* p = strata_pool_malloc(pool, 4096);
+  REQUIRE(p != nullptr);
+  strata_pool_free(pool, p);
+}
+}  // namespace
+
 TEST_CASE("freed medium blocks at the end of a pool leave the resident set", "[trim]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
@@ -68,13 +79,14 @@ TEST_CASE("freed medium blocks at the end of a pool leave the resident set", "[t
 // The first 64 KiB of a free run at the end of a pool stay resident
 // (kMediumTopKeep, glibc's M_TOP_PAD): the next allocations from the top reuse
 // them without faults.  Only what lies beyond them goes, and strata_heap_trim
-// takes the rest.  Blocks over 256 KiB bypass the thread cache, so each free
-// reaches the pool.
+// takes the rest.  With a medium block in the thread cache, blocks over its
+// 128 KiB budget bypass it (see bypass_cache), so each free reaches the pool.
 TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[trim]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
+  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
   constexpr std::size_t kPad = 64 * 1024;
   auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
@@ -102,8 +114,8 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
 // The automatic trim waits: a free top over the threshold is given back only
 // once it has stayed free for the delay (STRATA_TRIM_DELAY_MS, 100 ms by
 // default; the other tests of this file run with 0, and CTest runs this one
-// alone with 200), at the next free in its arena.  Blocks over 256 KiB bypass
-// the thread cache, so each free reaches the pool.
+// alone with 200), at the next free in its arena.  The big blocks bypass
+// the thread cache (bypass_cache), so each free reaches the pool.
 TEST_CASE("a free top is given back only after the trim delay", "[.trim-delay]") {
   const char* env = std::getenv("STRATA_TRIM_DELAY_MS");
   REQUIRE(env != nullptr);
@@ -113,6 +125,7 @@ TEST_CASE("a free top is given back only after the trim delay", "[.trim-delay]")
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
+  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
   auto* y = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
   auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
@@ -151,6 +164,7 @@ TEST_CASE("a pool whose top is trimmed and reused keeps a larger pad", "[trim]")
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
+  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
   unsigned char* blocks[3];
   unsigned char* first[3];
