@@ -8,6 +8,12 @@ namespace strata::detail::chunk_map {
 std::atomic<Leaf*> g_top[std::size_t{1} << kTopBits];
 static std::atomic<std::size_t> g_leaf_bytes{0};
 
+// Bytes of address space one leaf covers (4 GiB), and a chunk's index in its leaf.
+static constexpr std::uintptr_t kLeafSpan = std::uintptr_t{1} << (kChunkShift + kLeafBits);
+static inline std::size_t index_of(std::uintptr_t c) noexcept {
+  return (c >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1);
+}
+
 static Leaf* leaf_for(std::uintptr_t addr) noexcept {
   auto& slot = g_top[addr >> (kChunkShift + kLeafBits)];
   Leaf* leaf = slot.load(std::memory_order_acquire);
@@ -28,21 +34,29 @@ bool set_range(const void* base, std::size_t size, std::uintptr_t entry) noexcep
   auto a = reinterpret_cast<std::uintptr_t>(base);
   STRATA_ASSERT((a & (kChunkSize - 1)) == 0 && (size & (kChunkSize - 1)) == 0);
   if ((a + size) >> kAddressBits) return false;
-  for (std::uintptr_t c = a; c < a + size; c += kChunkSize) {
+  // Leaf by leaf: one look-up per 4 GiB window, then a run of stores (a large
+  // block's free and reuse re-point up to a few hundred entries).
+  for (std::uintptr_t c = a, end = a + size; c < end;) {
     Leaf* leaf = leaf_for(c);
     if (!leaf) return false;
-    leaf->entry[(c >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].store(entry, std::memory_order_release);
+    const std::uintptr_t leaf_end = (c | (kLeafSpan - 1)) + 1;
+    const std::uintptr_t stop = end < leaf_end ? end : leaf_end;
+    for (std::size_t i = index_of(c), n = index_of(stop - kChunkSize); i <= n; ++i)
+      leaf->entry[i].store(entry, std::memory_order_release);
+    c = stop;
   }
   return true;
 }
 
 void clear_range(const void* base, std::size_t size) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(base);
-  for (std::uintptr_t c = a; c < a + size; c += kChunkSize) {
-    Leaf* leaf = g_top[c >> (kChunkShift + kLeafBits)].load(std::memory_order_acquire);
-    if (leaf)
-      leaf->entry[(c >> kChunkShift) & ((std::uintptr_t{1} << kLeafBits) - 1)].store(
-          static_cast<std::uintptr_t>(ChunkKind::kFreed), std::memory_order_release);
+  for (std::uintptr_t c = a, end = a + size; c < end;) {
+    const std::uintptr_t leaf_end = (c | (kLeafSpan - 1)) + 1;
+    const std::uintptr_t stop = end < leaf_end ? end : leaf_end;
+    if (Leaf* leaf = g_top[c >> (kChunkShift + kLeafBits)].load(std::memory_order_acquire))
+      for (std::size_t i = index_of(c), n = index_of(stop - kChunkSize); i <= n; ++i)
+        leaf->entry[i].store(static_cast<std::uintptr_t>(ChunkKind::kFreed), std::memory_order_release);
+    c = stop;
   }
 }
 

@@ -27,6 +27,27 @@ TEST_CASE("set_range/clear_range cover exactly the chunks of the range") {
   os::unmap(mem, size);
 }
 
+TEST_CASE("a range across two leaves (4 GiB windows) is set and cleared in both") {
+  // Only the map is written: the addresses need not be mapped.  This window
+  // (48 TiB) is far from where Linux places mappings.
+  const std::uintptr_t boundary = std::uintptr_t{48} << 40;
+  const std::uintptr_t a = boundary - 3 * kChunkSize;
+  const std::size_t size = 6 * kChunkSize;
+  auto* base = reinterpret_cast<void*>(a);
+  std::uintptr_t e = chunk_map::make(base, ChunkKind::kLarge);
+  REQUIRE(chunk_map::set_range(base, size, e));
+  for (std::uintptr_t c = a; c < a + size; c += kChunkSize) {
+    INFO("chunk " << (c - a) / kChunkSize);
+    CHECK(chunk_map::lookup(c) == e);
+    CHECK(chunk_map::lookup(c + kChunkSize - 1) == e);
+  }
+  CHECK(chunk_map::lookup(a - 1) != e);
+  CHECK(chunk_map::lookup(a + size) != e);
+  chunk_map::clear_range(base, size);
+  for (std::uintptr_t c = a; c < a + size; c += kChunkSize)
+    CHECK(chunk_map::kind_of(chunk_map::lookup(c)) == ChunkKind::kFreed);
+}
+
 TEST_CASE("addresses nobody mapped, and non-canonical ones, are unknown") {
   int local = 0;
   CHECK(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(&local)) == 0);
