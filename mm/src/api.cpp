@@ -197,30 +197,38 @@ inline ThreadCache* cache_lookup_inline(Heap* h) noexcept {
 // block under the largest class not above its size), so that they serve the
 // thread's later requests: a request takes the newest block of the class
 // below it if that one is big enough (a program that repeats a size gets
-// its block back), else one of its own class up, which always fits.
-void* medium_alloc_cached(Heap* h, std::size_t n) noexcept {
-  std::size_t need = align_up(n + kMediumHeaderSize, kMediumGranule);
+// its block back), else one of its own class up, which always fits.  An
+// aligned request takes such a block only if it is aligned (one an earlier
+// aligned request of the thread left, typically).  `need` is at least the
+// smallest medium block.
+inline Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std::size_t align) noexcept {
+  auto aligned = [align](const Block* b) { return (reinterpret_cast<std::uintptr_t>(b) & (align - 1)) == 0; };
   unsigned mc = kGranulesToMediumClass[need / kMediumGranule];
-  if (ThreadCache* tc = cache_lookup_inline(h)) {
-    CacheBin* bin = &tc->medium_bins[mc];
-    Block* b = nullptr;
-    std::size_t size = 0;
-    if (medium_class_block(mc) != need) {
-      if (Block* f = tc->medium_bins[mc - 1].head; f && (size = medium_block_size_racy(f)) >= need) {
-        bin = &tc->medium_bins[mc - 1];
-        b = f;
-      }
-    }
-    if (!b && (b = bin->head)) size = medium_block_size_racy(b);
-    if (b) {
-      bin->head = b->next;
-      bin->room++;
-      tc->medium_cached_bytes -= size;
-      b->cookie = 0;
-      return b;
+  CacheBin* bin = &tc->medium_bins[mc];
+  Block* b = nullptr;
+  std::size_t size = 0;
+  if (medium_class_block(mc) != need) {
+    if (Block* f = tc->medium_bins[mc - 1].head; f && aligned(f) && (size = medium_block_size_racy(f)) >= need) {
+      bin = &tc->medium_bins[mc - 1];
+      b = f;
     }
   }
-  return medium_alloc(h, n, kMinAlign);
+  if (!b) {
+    b = bin->head;
+    if (!b || !aligned(b)) return nullptr;
+    size = medium_block_size_racy(b);
+  }
+  bin->head = b->next;
+  bin->room++;
+  tc->medium_cached_bytes -= size;
+  b->cookie = 0;
+  return b;
+}
+
+void* medium_alloc_cached(Heap* h, std::size_t n, std::size_t align = kMinAlign) noexcept {
+  if (ThreadCache* tc = cache_lookup_inline(h))
+    if (Block* b = medium_cache_pop(tc, align_up(n + kMediumHeaderSize, kMediumGranule), align)) return b;
+  return medium_alloc(h, n, align);
 }
 
 STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept {
@@ -254,7 +262,8 @@ void* heap_aligned_alloc(Heap* h, std::size_t align, std::size_t n) noexcept {
     while (c < kNumClasses && kClassSize[c] % align) ++c;
     if (c < kNumClasses) return heap_alloc(h, kClassSize[c]);
   }
-  if (n <= kMaxMediumSize && align <= kChunkSize) p = medium_alloc(h, n, align);
+  if (n <= kMaxMediumSize && align <= kChunkSize)
+    p = n > kMaxSmallSize ? medium_alloc_cached(h, n, align) : medium_alloc(h, n, align);
   if (!p) p = large_alloc(h, n, align);
   if (!p) errno = ENOMEM;
   return p;
