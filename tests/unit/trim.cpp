@@ -33,14 +33,18 @@ std::size_t resident_pages(void* p, std::size_t n) {
 }
 }  // namespace
 
-// The thread cache keeps 128 KiB of medium blocks, or one block of any
-// medium size when it holds no other.  A small medium block freed first
-// fills it, so that bigger blocks freed later go back to their pool.
+// The thread cache keeps 128 KiB of medium blocks, and a block of any
+// medium size while it holds at most 64 KiB.  Two blocks of 40 and 48 KiB
+// (two cache classes) freed first fill it beyond that, so that blocks of
+// over 40 KiB freed later go back to their pool.
 namespace {
 void bypass_cache(strata_pool_t* pool) {
-  void* p = strata_pool_malloc(pool, 4096);
-  REQUIRE(p != nullptr);
-  strata_pool_free(pool, p);
+  void* a = strata_pool_malloc(pool, 40 * 1024);
+  void* b = strata_pool_malloc(pool, 48 * 1024);
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  strata_pool_free(pool, a);
+  strata_pool_free(pool, b);
 }
 }  // namespace
 
