@@ -288,8 +288,8 @@ inline bool medium_cache_push(ThreadCache* tc, Heap* h, MediumPool* pool, void* 
   if (!tc || pool->arena != &medium_arena_for(h) || !medium_is_live_start(pool, p)) return false;
   std::size_t size = medium_block_size_racy(p);
   if (size < medium_class_block(0) || size > kMaxMediumBlock ||
-      (tc->medium_cached_bytes + size > kMediumCacheBudget && tc->medium_cached_bytes > kMediumCacheBudget / 2))
-    return false;  // over the budget; a block of any size fits while the cache holds at most half of it
+      tc->medium_cached_bytes >= kMediumCacheBudget)
+    return false;  // full: the last block kept may take it over the budget
   unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
   if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
   CacheBin& bin = tc->medium_bins[mc];

@@ -33,18 +33,19 @@ std::size_t resident_pages(void* p, std::size_t n) {
 }
 }  // namespace
 
-// The thread cache keeps 128 KiB of medium blocks, and a block of any
-// medium size while it holds at most 64 KiB.  Two blocks of 40 and 48 KiB
-// (two cache classes) freed first fill it beyond that, so that blocks of
-// over 40 KiB freed later go back to their pool.
+// The thread cache keeps medium blocks of any size while it holds less than
+// its 128 KiB budget.  Blocks of 40, 48 and 56 KiB (three cache classes)
+// freed first fill it, so that medium blocks freed later go back to their
+// pool.
 namespace {
 void bypass_cache(strata_pool_t* pool) {
   void* a = strata_pool_malloc(pool, 40 * 1024);
   void* b = strata_pool_malloc(pool, 48 * 1024);
-  REQUIRE(a != nullptr);
-  REQUIRE(b != nullptr);
+  void* c = strata_pool_malloc(pool, 56 * 1024);
+  REQUIRE((a && b && c));
   strata_pool_free(pool, a);
   strata_pool_free(pool, b);
+  strata_pool_free(pool, c);
 }
 }  // namespace
 
@@ -197,17 +198,13 @@ TEST_CASE("a free run below the pad and threshold keeps its pages", "[trim]") {
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
-  // The first free fills most of the thread cache's 128 KiB budget, so the
-  // second one reaches the pool: 150 KiB of dirty pages, 86 KiB beyond the pad.
-  constexpr std::size_t kFiller = 100 * 1024;
-  void* filler = strata_pool_malloc(pool, kFiller);
+  // With the thread cache full, the free reaches the pool: 150 KiB of dirty
+  // pages, 86 KiB beyond the pad.
+  bypass_cache(pool);
   constexpr std::size_t kSize = 150 * 1024;
   void* a = strata_pool_malloc(pool, kSize);
-  REQUIRE(filler != nullptr);
   REQUIRE(a != nullptr);
-  std::memset(filler, 0x11, kFiller);
   std::memset(a, 0xA5, kSize);
-  strata_pool_free(pool, filler);
   strata_pool_free(pool, a);
   CHECK(resident_pages(a, kSize) >= kSize / 4096 - 1);
   strata_pool_free(pool, keep);
