@@ -287,13 +287,15 @@ STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uin
 inline bool medium_cache_push(ThreadCache* tc, Heap* h, MediumPool* pool, void* p) noexcept {
   if (!tc || pool->arena != &medium_arena_for(h) || !medium_is_live_start(pool, p)) return false;
   std::size_t size = medium_block_size_racy(p);
-  if (size < medium_class_block(0) || size > kMaxMediumBlock ||
-      tc->medium_cached_bytes >= kMediumCacheBudget)
-    return false;  // full: the last block kept may take it over the budget
+  if (size < medium_class_block(0) || size > kMaxMediumBlock) return false;
   unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
   if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
   CacheBin& bin = tc->medium_bins[mc];
-  if (bin.room <= 0) return false;
+  if (bin.room <= 0) return false;  // the class holds its share
+  // A cache over its budget gives back what it holds (blocks of sizes the
+  // thread may no longer use) and keeps the new block: the last block kept
+  // may take it over the budget.
+  if (tc->medium_cached_bytes >= kMediumCacheBudget) medium_cache_flush(tc);
   auto* b = static_cast<Block*>(p);
   b->next = bin.head;
   b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();

@@ -307,6 +307,10 @@ ThreadCache* cache_for(Heap* h) noexcept {
 
 void cache_flush_all(ThreadCache* tc) noexcept {
   small_flush_cache(tc);
+  medium_cache_flush(tc);
+}
+
+void medium_cache_flush(ThreadCache* tc) noexcept {
   Block* chain = nullptr;
   for (unsigned c = 0; c < kNumMediumClasses; ++c) {
     CacheBin& bin = tc->medium_bins[c];

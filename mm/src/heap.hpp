@@ -319,6 +319,8 @@ void heap_unmap(Heap* h, void* base, std::size_t size) noexcept;
 void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept;
 void heap_account_os(Heap* h, std::ptrdiff_t delta) noexcept;  // bytes mapped for h, and their peak
 void cache_flush_all(ThreadCache* tc) noexcept;
+// Gives every medium block a thread cache holds back to its arena.
+void medium_cache_flush(ThreadCache* tc) noexcept;
 
 // ---- small.cpp ----
 void* small_alloc_slow(Heap* h, unsigned c) noexcept;        // refill cache or allocate from the class directly

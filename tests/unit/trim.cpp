@@ -33,19 +33,19 @@ std::size_t resident_pages(void* p, std::size_t n) {
 }
 }  // namespace
 
-// The thread cache keeps medium blocks of any size while it holds less than
-// its 128 KiB budget.  Blocks of 40, 48 and 56 KiB (three cache classes)
-// freed first fill it, so that medium blocks freed later go back to their
-// pool.
+// The thread cache keeps up to about 64 KiB of medium blocks per cache
+// class, at least one: one block of over 64 KiB fills its class.  A test
+// whose frees must reach the pool first frees a "plug" of the smallest size
+// of its blocks' class: the plug fills the class, and, smaller than the
+// test's blocks, never serves them.  257 KiB blocks (1,029 granules with
+// their tag) are of class 1,024 granules, 150 KiB blocks (601) of class 576.
+constexpr std::size_t kPlug1024 = 1024 * 256 - 16;
+constexpr std::size_t kPlug576 = 576 * 256 - 16;
 namespace {
-void bypass_cache(strata_pool_t* pool) {
-  void* a = strata_pool_malloc(pool, 40 * 1024);
-  void* b = strata_pool_malloc(pool, 48 * 1024);
-  void* c = strata_pool_malloc(pool, 56 * 1024);
-  REQUIRE((a && b && c));
-  strata_pool_free(pool, a);
-  strata_pool_free(pool, b);
-  strata_pool_free(pool, c);
+void bypass_cache(strata_pool_t* pool, std::size_t plug) {
+  void* p = strata_pool_malloc(pool, plug);
+  REQUIRE(p != nullptr);
+  strata_pool_free(pool, p);
 }
 }  // namespace
 
@@ -91,8 +91,8 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
-  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
+  bypass_cache(pool, kPlug1024);
   constexpr std::size_t kPad = 64 * 1024;
   auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
   auto* b = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
@@ -130,8 +130,8 @@ TEST_CASE("a free top is given back only after the trim delay", "[.trim-delay]")
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
-  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
+  bypass_cache(pool, kPlug1024);
   auto* y = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
   auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
   auto* b = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
@@ -169,8 +169,8 @@ TEST_CASE("a pool whose top is trimmed and reused keeps a larger pad", "[trim]")
   REQUIRE(pool != nullptr);
   void* keep = strata_pool_malloc(pool, 8 * 1024);
   REQUIRE(keep != nullptr);
-  bypass_cache(pool);
   constexpr std::size_t kSize = 257 * 1024;
+  bypass_cache(pool, kPlug1024);
   unsigned char* blocks[3];
   unsigned char* first[3];
   for (int round = 0; round < 4; ++round) {
@@ -200,8 +200,8 @@ TEST_CASE("a free run below the pad and threshold keeps its pages", "[trim]") {
   REQUIRE(keep != nullptr);
   // With the thread cache full, the free reaches the pool: 150 KiB of dirty
   // pages, 86 KiB beyond the pad.
-  bypass_cache(pool);
   constexpr std::size_t kSize = 150 * 1024;
+  bypass_cache(pool, kPlug576);
   void* a = strata_pool_malloc(pool, kSize);
   REQUIRE(a != nullptr);
   std::memset(a, 0xA5, kSize);
