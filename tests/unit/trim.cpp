@@ -84,8 +84,8 @@ TEST_CASE("freed medium blocks at the end of a pool leave the resident set", "[t
 // The first 64 KiB of a free run at the end of a pool stay resident
 // (kMediumTopKeep, glibc's M_TOP_PAD): the next allocations from the top reuse
 // them without faults.  Only what lies beyond them goes, and strata_heap_trim
-// takes the rest.  With a medium block in the thread cache, blocks over its
-// 128 KiB budget bypass it (see bypass_cache), so each free reaches the pool.
+// takes the rest.  A plug fills the blocks' class in the thread cache (see
+// bypass_cache), so each free reaches the pool.
 TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[trim]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
@@ -119,8 +119,8 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
 // The automatic trim waits: a free top over the threshold is given back only
 // once it has stayed free for the delay (STRATA_TRIM_DELAY_MS, 100 ms by
 // default; the other tests of this file run with 0, and CTest runs this one
-// alone with 200), at the next free in its arena.  The big blocks bypass
-// the thread cache (bypass_cache), so each free reaches the pool.
+// alone with 200), at the next free in its arena.  A plug fills the blocks'
+// class in the thread cache (bypass_cache), so each free reaches the pool.
 TEST_CASE("a free top is given back only after the trim delay", "[.trim-delay]") {
   const char* env = std::getenv("STRATA_TRIM_DELAY_MS");
   REQUIRE(env != nullptr);
