@@ -372,7 +372,6 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
 // Moves the block to a new mapping of at least new_size usable bytes without
 // copying (mremap); returns the new user pointer or null.
 void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
-// A block served from the kept mappings only (no system call), or null.
 inline std::size_t large_usable(const LargeBlock* lb) noexcept {
   return static_cast<std::size_t>(lb->base + lb->map_size - static_cast<char*>(lb->user));
 }

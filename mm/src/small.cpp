@@ -255,7 +255,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
     }
     std::uint32_t used = s->used.get();
     std::uint32_t carved = s->carved.load(std::memory_order_relaxed);
-    if (std::uint32_t n = carved - used; s->free_list && (n <= cap - got || (tc && n <= 2 * cap))) {
+    if (std::uint32_t n = carved - used; s->free_list && n <= (tc ? 2 * cap : cap - got)) {
       // The whole list at once: the blocks were written by the threads that
       // freed them, and walking the list here would read each of them from
       // another core's cache, one dependent miss after another (the
