@@ -159,3 +159,26 @@ TEST_CASE("aligned medium blocks come back from the thread cache only when align
   for (auto& b : m) strata_free(b);
   strata_thread_flush();
 }
+
+TEST_CASE("an aligned request reuses a free run it fits exactly", "[alignment][medium]") {
+  // Three 64 KiB-aligned blocks of 64 KiB (with their tags) lie back to
+  // back in a fresh pool; the middle one freed leaves a run of exactly its
+  // size, which the same request must take again.  (A search for a run of
+  // size + alignment, which always fits, would skip it for the pool's top.)
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  constexpr std::size_t kAlign = 64 * 1024, kSize = kAlign - 16;
+  void* x = strata_pool_aligned_alloc(pool, kAlign, kSize);
+  void* y = strata_pool_aligned_alloc(pool, kAlign, kSize);
+  void* z = strata_pool_aligned_alloc(pool, kAlign, kSize);
+  REQUIRE((x && y && z));
+  REQUIRE(static_cast<char*>(y) == static_cast<char*>(x) + kAlign);
+  REQUIRE(static_cast<char*>(z) == static_cast<char*>(y) + kAlign);
+  strata_pool_free(pool, y);
+  strata_heap_trim(pool);  // the thread cache gives y back to its pool
+  void* w = strata_pool_aligned_alloc(pool, kAlign, kSize);
+  CHECK(w == y);
+  CHECK(st::aligned(w, kAlign));
+  CHECK(strata_usable_size(w) >= kSize);
+  strata_pool_destroy(pool);
+}
