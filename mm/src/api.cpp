@@ -724,7 +724,13 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
     s.large_bytes = h->large.bytes;
   }
   s.in_use_bytes = s.small_bytes + s.medium_bytes + s.large_bytes;
+  // The peak counter lags by up to kCentralAccountSlack per thread; what a
+  // summary sees is a peak too, and is kept.
   s.peak_in_use_bytes = h->peak_central_bytes.load(std::memory_order_relaxed);
+  if (s.peak_in_use_bytes < s.in_use_bytes + s.cached_bytes) {
+    s.peak_in_use_bytes = s.in_use_bytes + s.cached_bytes;
+    h->peak_central_bytes.store(s.peak_in_use_bytes, std::memory_order_relaxed);
+  }
   s.os_reserved_bytes = h->os_bytes.load(std::memory_order_relaxed);
   s.peak_os_reserved_bytes = h->peak_os_bytes.load(std::memory_order_relaxed);
   s.os_map_calls = h->map_calls.load(std::memory_order_relaxed);

@@ -196,13 +196,31 @@ void ensure_process_init() noexcept {
   g_init_state.store(2, std::memory_order_release);
 }
 
-void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept {
+namespace {
+// Counts delta in the heap's shared count of bytes handed out, and its peak.
+void central_count(Heap* h, std::ptrdiff_t delta) noexcept {
   std::size_t now = h->central_bytes.fetch_add(static_cast<std::size_t>(delta), std::memory_order_relaxed) +
                     static_cast<std::size_t>(delta);
   // The peak is a sample: a racing update may lower it by one step; it is a
-  // report, not an invariant.
-  if (delta > 0 && now > h->peak_central_bytes.load(std::memory_order_relaxed))
+  // report, not an invariant.  The count itself may dip below zero for a
+  // moment (a thread counts the frees of blocks whose handing out another
+  // thread has not counted yet): no peak then.
+  if (delta > 0 && static_cast<std::ptrdiff_t>(now) > 0 && now > h->peak_central_bytes.load(std::memory_order_relaxed))
     h->peak_central_bytes.store(now, std::memory_order_relaxed);
+}
+}  // namespace
+
+void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept {
+  if (ThreadCache* tc = cache_lookup(h)) {
+    std::ptrdiff_t pending = tc->central_pending + delta;
+    if (pending < kCentralAccountSlack && pending > -kCentralAccountSlack) {
+      tc->central_pending = pending;
+      return;
+    }
+    tc->central_pending = 0;
+    delta = pending;
+  }
+  central_count(h, delta);
 }
 
 void heap_account_os(Heap* h, std::ptrdiff_t delta) noexcept {
@@ -308,6 +326,12 @@ ThreadCache* cache_for(Heap* h) noexcept {
 void cache_flush_all(ThreadCache* tc) noexcept {
   small_flush_cache(tc);
   medium_cache_flush(tc);
+  // What the flush gave back was counted in the calling thread's cache,
+  // which may be another one (fork's child flushes every other thread's).
+  if (std::ptrdiff_t pending = tc->central_pending) {
+    tc->central_pending = 0;
+    central_count(tc->heap, pending);
+  }
 }
 
 void medium_cache_flush(ThreadCache* tc) noexcept {

@@ -121,6 +121,9 @@ struct ThreadCache {
   // they are still in use (start bit set); they carry the free cookie.
   CacheBin medium_bins[kNumMediumClasses];
   std::size_t medium_cached_bytes;  // block bytes in medium_bins (<= kMediumCacheBudget)
+  // Bytes this thread took out of the shared tiers (negative: gave back)
+  // that Heap::central_bytes does not count yet (|value| < kCentralAccountSlack).
+  std::ptrdiff_t central_pending;
   // Refills of each small class so far, up to kCacheSlowStartSteps: the
   // first refills take fewer blocks (slow start), so a short process or a
   // thread that allocates a few blocks of a class touches one page of its
@@ -316,6 +319,8 @@ Heap* heap_create() noexcept;
 void heap_destroy(Heap* h) noexcept;
 void* heap_map(Heap* h, std::size_t size, ChunkKind kind, const void* owner_or_null, const char* name) noexcept;
 void heap_unmap(Heap* h, void* base, std::size_t size) noexcept;
+// Bytes handed out by (delta > 0) or returned to the shared tiers: batched in
+// the calling thread's cache of h (kCentralAccountSlack), then counted.
 void heap_account_central(Heap* h, std::ptrdiff_t delta) noexcept;
 void heap_account_os(Heap* h, std::ptrdiff_t delta) noexcept;  // bytes mapped for h, and their peak
 void cache_flush_all(ThreadCache* tc) noexcept;

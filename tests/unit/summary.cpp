@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <strata/strata.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -290,4 +292,71 @@ TEST_CASE("print_summary writes some lines without failing", "[summary]") {
   CHECK(out.size() > 20);
   CHECK(out.find('\n') != std::string::npos);
   strata_free(p);
+}
+
+TEST_CASE("the peak stays sane when threads free each other's blocks", "[summary][pool][threads]") {
+  // Each thread counts the bytes it hands out in batches of up to 64 KiB.
+  // Two threads hold such uncounted batches while this one frees their
+  // blocks and counts the frees: the pool's count dips below zero.  A block
+  // counted then must not make that dip a peak of nearly 2^64 bytes.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  constexpr std::size_t kSize = 20000;  // medium: each block is counted when handed out
+  constexpr int kPerThread = 3;         // 60 KiB, under the batch
+  std::vector<void*> blocks(2 * kPerThread);
+  std::atomic<int> ready{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      strata_pool_free(pool, strata_pool_malloc(pool, 16));  // gives the thread its cache of the pool
+      for (int i = 0; i < kPerThread; ++i) blocks[t * kPerThread + i] = strata_pool_malloc(pool, kSize);
+      ready.fetch_add(1);
+      while (!done.load()) std::this_thread::yield();  // keep the batch uncounted
+    });
+  while (ready.load() < 2) std::this_thread::yield();
+  for (void* b : blocks) {
+    REQUIRE(b != nullptr);
+    strata_pool_free(pool, b);
+  }
+  strata_heap_trim(pool);  // counts this thread's frees
+  void* big = strata_pool_malloc(pool, 70000);  // counted at once: over the batch
+  REQUIRE(big != nullptr);
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  REQUIRE(strata_heap_summary(pool, &s) == 0);
+  CHECK(s.peak_in_use_bytes >= s.in_use_bytes);
+  CHECK(s.peak_in_use_bytes < 64 * st::MiB);
+  done.store(true);
+  for (auto& t : threads) t.join();
+  strata_pool_free(pool, big);
+  strata_pool_destroy(pool);
+}
+
+TEST_CASE("bytes a thread counted in its batch reach the peak when it exits", "[summary][pool][threads]") {
+  // Threads that each take 60 KiB (less than their counting batch) and exit:
+  // their batches are counted as they go, so the peak shows every block even
+  // after all of them are freed.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  constexpr int kThreads = 8, kPerThread = 3;
+  constexpr std::size_t kSize = 20000;
+  std::vector<void*> blocks(kThreads * kPerThread);
+  for (int t = 0; t < kThreads; ++t) {
+    std::thread([&, t] {
+      strata_pool_free(pool, strata_pool_malloc(pool, 16));  // gives the thread its cache of the pool
+      for (int i = 0; i < kPerThread; ++i) blocks[t * kPerThread + i] = strata_pool_malloc(pool, kSize);
+    }).join();
+  }
+  for (void* b : blocks) {
+    REQUIRE(b != nullptr);
+    strata_pool_free(pool, b);
+  }
+  strata_heap_trim(pool);
+  strata_heap_summary_t s{};
+  s.size = sizeof s;
+  REQUIRE(strata_heap_summary(pool, &s) == 0);
+  CHECK(s.in_use_bytes == 0);
+  CHECK(s.peak_in_use_bytes >= kThreads * kPerThread * kSize);
+  strata_pool_destroy(pool);
 }

@@ -139,7 +139,8 @@ typedef struct strata_heap_summary {
   size_t cached_blocks;       /* free small blocks held in per-thread caches */
   size_t cached_bytes;
   size_t in_use_bytes;        /* small + medium + large bytes */
-  size_t peak_in_use_bytes;   /* high-water mark of in_use_bytes + cached (sampled on slow paths) */
+  size_t peak_in_use_bytes;   /* high-water mark of in_use_bytes + cached (sampled on slow paths,
+                                 within 64 KiB per thread) */
   size_t os_reserved_bytes;   /* bytes currently mapped from the OS for this heap */
   size_t peak_os_reserved_bytes;
   size_t os_map_calls;        /* mmap calls made for this heap so far */
