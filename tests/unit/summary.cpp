@@ -170,6 +170,46 @@ TEST_CASE("summary: large blocks return their mappings to the OS", "[summary]") 
   CHECK(after.peak_os_reserved_bytes >= during.os_reserved_bytes);
 }
 
+TEST_CASE("freed large blocks merge with their kept neighbours and are reused without mapping", "[summary][large]") {
+  // In a pool of its own.  A 1 MiB block maps 4 MiB (kLargeMapMin) and keeps
+  // the rest; a second one is carved from that rest.  Freed, both merge with
+  // the kept rest: the same request is served again and again without a
+  // system call, and a 3 MiB request, which none of the three pieces could
+  // hold alone, fits the merged mapping.
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  auto map_calls = [pool] {
+    strata_heap_summary_t s{};
+    s.size = sizeof s;
+    REQUIRE(strata_heap_summary(pool, &s) == 0);
+    return s.os_map_calls;
+  };
+  void* a = strata_pool_malloc(pool, st::MiB);
+  REQUIRE(a != nullptr);
+  const std::size_t calls = map_calls();
+  void* b = strata_pool_malloc(pool, st::MiB);
+  REQUIRE(b != nullptr);
+  CHECK(static_cast<char*>(b) > static_cast<char*>(a));
+  CHECK(static_cast<char*>(b) < static_cast<char*>(a) + 4 * st::MiB);
+  strata_pool_free(pool, a);
+  strata_pool_free(pool, b);
+  for (int i = 0; i < 100; ++i) {
+    void* c = strata_pool_malloc(pool, st::MiB);
+    REQUIRE(c != nullptr);
+    CHECK((c == a || c == b));
+    st::fill(c, 4096, 7);
+    strata_pool_free(pool, c);
+  }
+  void* big = strata_pool_malloc(pool, 3 * st::MiB);
+  REQUIRE(big != nullptr);
+  CHECK(big == a);
+  CHECK(map_calls() == calls);
+  st::fill(big, 3 * st::MiB, 9);
+  CHECK(st::check(big, 3 * st::MiB, 9));
+  strata_pool_free(pool, big);
+  strata_pool_destroy(pool);
+}
+
 TEST_CASE("a large block that cannot grow in place is copied into a kept mapping", "[summary][large][realloc]") {
   // In a pool of its own, so the kept mappings are the ones made here.  A
   // 1 MiB block maps 4 MiB (kLargeMapMin) and keeps the rest, which the
