@@ -147,13 +147,14 @@ Info classify(const void* p, bool check_medium = true) noexcept {
     }
     case ChunkKind::kLarge: {
       in.large = chunk_map::owner_of<LargeBlock>(e);
-      if (in.large->magic == kLargeCachedMagic) {
+      std::uint64_t magic = large_magic(in.large);
+      if (magic == kLargeCachedMagic || magic == kLargeParkedMagic) {
         in.err = p == in.large->user ? STRATA_ERROR_DOUBLE_FREE : STRATA_ERROR_INTERIOR_POINTER;
         in.msg = p == in.large->user ? "the large block is already free"
                                      : "the address points inside a large block that is already free";
         return in;
       }
-      if (in.large->magic != kLargeMagic) {
+      if (magic != kLargeMagic) {
         in.err = STRATA_ERROR_CORRUPTION;
         in.msg = "the header of the large block was overwritten";
         return in;
@@ -326,6 +327,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
       return;
     }
     case ChunkKind::kLarge:
+      if (ThreadCache* tc = cache_for(in.heap); tc && large_park(tc, in.large)) return;
       large_free(in.heap, in.large);
       return;
     default:
@@ -676,6 +678,7 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   s.version = 2;
   std::size_t out_blocks = 0, out_bytes = 0;  // small blocks out of their spans
   std::size_t medium_cached_blocks = 0, medium_cached_bytes = 0;
+  std::size_t large_parked_blocks = 0, large_parked_bytes = 0;
   {
     LockGuard g(h->span_lock);
     for (Span* sp = h->all_spans; sp; sp = sp->all_next) {
@@ -703,7 +706,12 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
       }
       for (unsigned c = 0; c < kNumMediumClasses; ++c) medium_cached_blocks += bin_count(tc->medium_bins[c]);
       // The exact sum: a block grown in place is filed under a class smaller than it.
-      medium_cached_bytes += medium_cached_bytes_racy(tc->medium_cached_bytes);
+      medium_cached_bytes += cache_bytes_racy(tc->medium_cached_bytes);
+      // Its size only: the owner may unpark the block, and it may be unmapped, meanwhile.
+      if (std::size_t b = cache_bytes_racy(tc->parked_large_bytes)) {
+        large_parked_blocks++;
+        large_parked_bytes += b;
+      }
     }
   }
   s.small_blocks = out_blocks > s.cached_blocks ? out_blocks - s.cached_blocks : 0;
@@ -723,6 +731,11 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
     s.large_blocks = h->large.count;
     s.large_bytes = h->large.bytes;
   }
+  // Parked blocks are in the tier's live list: to the program they are free.
+  s.large_blocks = s.large_blocks > large_parked_blocks ? s.large_blocks - large_parked_blocks : 0;
+  s.large_bytes = s.large_bytes > large_parked_bytes ? s.large_bytes - large_parked_bytes : 0;
+  s.cached_blocks += large_parked_blocks;
+  s.cached_bytes += large_parked_bytes;
   s.in_use_bytes = s.small_bytes + s.medium_bytes + s.large_bytes;
   // The peak counter lags by up to kCentralAccountSlack per thread; what a
   // summary sees is a peak too, and is kept.

@@ -120,6 +120,12 @@ inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{64} << 20;  // la
 // block leaves kept mappings unused, so more fresh pages fault.
 inline constexpr std::size_t kLargeCopyMax = std::size_t{16} << 20;
 inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh cacheable mapping is at least this big
+// A thread's last freed large block of up to this many mapped bytes waits in
+// its cache (one block per thread and heap) for the thread's next large
+// request of about its size, which then takes it without the tier's lock or
+// the chunk map (a 1 MiB malloc+free pair took 73 ns through the kept
+// mappings, about six atomic operations and 100 chunk-map entries).
+inline constexpr std::size_t kLargeParkMax = std::size_t{16} << 20;
 
 static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
 static_assert(kMaxMediumBlock % kMediumGranule == 0);

@@ -326,6 +326,7 @@ ThreadCache* cache_for(Heap* h) noexcept {
 void cache_flush_all(ThreadCache* tc) noexcept {
   small_flush_cache(tc);
   medium_cache_flush(tc);
+  large_unpark(tc);
   // What the flush gave back was counted in the calling thread's cache,
   // which may be another one (fork's child flushes every other thread's).
   if (std::ptrdiff_t pending = tc->central_pending) {

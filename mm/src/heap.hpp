@@ -41,6 +41,7 @@ struct Counter32 {
 
 // ---- small tier --------------------------------------------------------
 struct ThreadCache;
+struct LargeBlock;
 // A span: one 64 KiB chunk of one size class, header at offset 0, blocks from
 // kSpanHeaderSize on.  Invariants (under its class lock):
 //   [S1] used == blocks carved - |free_list| - (nothing else)     O(n)
@@ -102,9 +103,10 @@ __attribute__((no_sanitize("thread"))) inline std::uint32_t bin_count(const Cach
   return n < 0 ? 0 : static_cast<std::uint32_t>(n);
 }
 
-// Bytes of the medium blocks in a thread cache's medium bins, as read by
-// another thread for a report: a relaxed snapshot, exact when the owner is idle.
-__attribute__((no_sanitize("thread"))) inline std::size_t medium_cached_bytes_racy(const std::size_t& bytes) noexcept {
+// A byte count of a thread cache (its medium blocks, its parked large
+// block), as read by another thread for a report: a relaxed snapshot, exact
+// when the owner is idle.
+__attribute__((no_sanitize("thread"))) inline std::size_t cache_bytes_racy(const std::size_t& bytes) noexcept {
   return *static_cast<const volatile std::size_t*>(&bytes);
 }
 
@@ -124,6 +126,10 @@ struct ThreadCache {
   // Bytes this thread took out of the shared tiers (negative: gave back)
   // that Heap::central_bytes does not count yet (|value| < kCentralAccountSlack).
   std::ptrdiff_t central_pending;
+  // The thread's last freed large block (magic kLargeParkedMagic), or null:
+  // still in the tier's live list and counted as handed out (large_park).
+  LargeBlock* parked_large;
+  std::size_t parked_large_bytes;  // its mapped bytes (0 when none): a report reads this, never the block
   // Refills of each small class so far, up to kCacheSlowStartSteps: the
   // first refills take fewer blocks (slow start), so a short process or a
   // thread that allocates a few blocks of a class touches one page of its
@@ -206,8 +212,9 @@ struct alignas(64) MediumTier {
 // ---- large tier --------------------------------------------------------
 inline constexpr std::uint64_t kLargeMagic = 0x5354524c41524745ull;  // "STRLARGE"
 inline constexpr std::uint64_t kLargeCachedMagic = 0x5354524c43414348ull;  // "STRLCACH": freed, kept mapped
+inline constexpr std::uint64_t kLargeParkedMagic = 0x5354524c5041524bull;  // "STRLPARK": freed, parked in a thread cache
 struct LargeBlock {
-  std::uint64_t magic;
+  std::uint64_t magic;   // read without the tier's lock: use large_magic / set_large_magic
   Heap* heap;
   LargeBlock* next;
   LargeBlock* prev;
@@ -381,6 +388,21 @@ inline std::size_t large_usable(const LargeBlock* lb) noexcept {
   return static_cast<std::size_t>(lb->base + lb->map_size - static_cast<char*>(lb->user));
 }
 void large_release_all(Heap* h) noexcept;
+// A block's magic, read and written as a relaxed atomic: parking changes a
+// live block's magic without the tier's lock, while another thread may read
+// it (a free's classification, a neighbour's merge check under the lock).
+inline std::uint64_t large_magic(const LargeBlock* lb) noexcept {
+  return std::atomic_ref<std::uint64_t>(const_cast<LargeBlock*>(lb)->magic).load(std::memory_order_relaxed);
+}
+inline void set_large_magic(LargeBlock* lb, std::uint64_t m) noexcept {
+  std::atomic_ref<std::uint64_t>(lb->magic).store(m, std::memory_order_relaxed);
+}
+// Parks lb, a live block of tc's heap that the thread frees, in tc (the
+// block parked before goes to large_free); false if lb cannot be parked
+// (too big, or its header is not at its mapping's start).
+bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept;
+// Gives tc's parked block, if any, to large_free (cache flush).
+void large_unpark(ThreadCache* tc) noexcept;
 
 inline std::size_t align_up(std::size_t v, std::size_t a) noexcept { return (v + a - 1) & ~(a - 1); }
 

@@ -25,7 +25,7 @@ void unlink_locked(LargeTier& t, LargeBlock* lb) noexcept {
 }
 
 void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  lb->magic = kLargeCachedMagic;
+  set_large_magic(lb, kLargeCachedMagic);
   lb->prev = nullptr;
   lb->next = t.cached;
   if (t.cached) t.cached->prev = lb;
@@ -59,7 +59,7 @@ constexpr std::size_t kMinKeptPiece = kChunkSize;
 // lock (kept_block_at, the left-neighbour look-up), so a block leaves the map
 // and loses its magic under that lock, and is unmapped only after that.
 void unindex_locked(LargeBlock* lb) noexcept {
-  lb->magic = 0;
+  set_large_magic(lb, 0);
   chunk_map::clear_range(lb->base, lb->map_size);
 }
 void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
@@ -74,7 +74,7 @@ LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
   std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(at));
   if (chunk_map::kind_of(e) != ChunkKind::kLarge) return nullptr;
   auto* lb = chunk_map::owner_of<LargeBlock>(e);
-  return lb->magic == kLargeCachedMagic && lb->heap == h && lb->base == at ? lb : nullptr;
+  return large_magic(lb) == kLargeCachedMagic && lb->heap == h && lb->base == at ? lb : nullptr;
 }
 
 // Makes [base, base + size) a kept block with its header at base, merged with
@@ -93,14 +93,14 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
   const std::size_t piece_size = size;
   if (LargeBlock* right = kept_block_at(h, base + size)) {
     cache_remove_locked(t, right);
-    right->magic = 0;
+    set_large_magic(right, 0);
     size += right->map_size;
   }
   if (base != nullptr) {
     std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(base) - kChunkSize);
     if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
       auto* left = chunk_map::owner_of<LargeBlock>(e);
-      if (left->magic == kLargeCachedMagic && left->heap == h && left->base + left->map_size == base) {
+      if (large_magic(left) == kLargeCachedMagic && left->heap == h && left->base + left->map_size == base) {
         cache_remove_locked(t, left);
         base = left->base;
         size += left->map_size;
@@ -130,7 +130,7 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
 // just there.
 LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) noexcept {
   auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
-  lb->magic = kLargeMagic;
+  set_large_magic(lb, kLargeMagic);
   lb->heap = h;
   lb->base = base;
   lb->map_size = map_size;
@@ -149,7 +149,7 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
     LockGuard g(h->large.lock);
     lb = cache_take_locked(h->large, map_size);
     if (lb) {
-      lb->magic = kLargeMagic;  // taken: never again a kept neighbour of its own tail
+      set_large_magic(lb, kLargeMagic);  // taken: never again a kept neighbour of its own tail
       // Split off what is more than an eighth too much and keep it (the
       // pieces merge again when the block comes back).
       std::size_t rest = lb->map_size - map_size;
@@ -164,9 +164,47 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
 
 }  // namespace
 
+bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept {
+  if (lb->map_size > kLargeParkMax || reinterpret_cast<char*>(lb) != lb->base) return false;
+  LargeBlock* old = tc->parked_large;
+  set_large_magic(lb, kLargeParkedMagic);
+  tc->parked_large = lb;
+  tc->parked_large_bytes = lb->map_size;
+  if (old) {
+    set_large_magic(old, kLargeMagic);
+    large_free(tc->heap, old);
+  }
+  return true;
+}
+
+void large_unpark(ThreadCache* tc) noexcept {
+  if (LargeBlock* lb = tc->parked_large) {
+    tc->parked_large = nullptr;
+    tc->parked_large_bytes = 0;
+    set_large_magic(lb, kLargeMagic);
+    large_free(tc->heap, lb);
+  }
+}
+
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
-  if (use_cache && align <= kLargeHeaderSize)
+  if (use_cache && align <= kLargeHeaderSize) {
+    // The thread's parked block, if the request needs all of it but at
+    // most an eighth (the rule a kept mapping is split by); else it joins
+    // the kept mappings first, where it merges with its kept neighbours
+    // and may serve this request.
+    if (ThreadCache* tc = cache_lookup(h); tc && tc->parked_large) {
+      LargeBlock* lb = tc->parked_large;
+      std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
+      if (size <= kLargeParkMax && lb->map_size >= map_size && lb->map_size - map_size <= map_size / 8) {
+        tc->parked_large = nullptr;
+        tc->parked_large_bytes = 0;
+        set_large_magic(lb, kLargeMagic);
+        return lb->user;
+      }
+      large_unpark(tc);
+    }
     if (void* p = large_alloc_cached(h, size)) return p;
+  }
   if (align < kLargeHeaderSize) align = kLargeHeaderSize;
   std::size_t extra = align + kLargeHeaderSize;  // room for the header below an aligned user pointer
   if (size > (std::size_t{1} << 62) || align > (std::size_t{1} << 40)) return nullptr;
@@ -213,7 +251,7 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
       LockGuard g(h->large.lock);
       LargeTier& t = h->large;
       unlink_locked(t, lb);
-      lb->magic = 0;
+      set_large_magic(lb, 0);
       // Kept with its header at the mapping's start (an aligned block's
       // header was elsewhere).
       kept = make_kept_locked(h, lb->base, size, reinterpret_cast<char*>(lb) == lb->base) != nullptr;
@@ -289,7 +327,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
       LockGuard g(h->large.lock);
       if (LargeBlock* right = kept_block_at(h, lb->base + old_map); right && right->map_size >= grow) {
         cache_remove_locked(h->large, right);
-        right->magic = 0;
+        set_large_magic(right, 0);
         std::size_t rest = right->map_size - grow;
         if (rest) {
           char* tail = lb->base + new_map;

@@ -94,7 +94,11 @@ std::vector<BadPointer> cases() {
          return b;
        },
        {STRATA_ERROR_DOUBLE_FREE, STRATA_ERROR_INTERIOR_POINTER}, 30000},
-      {"double free large", [] { return double_free_of(2 * st::MiB, false); }, dbl_large, 2 * st::MiB},
+      {"double free large", [] { return double_free_of(2 * st::MiB, false); }, dbl_large, 2 * st::MiB},  // parked
+      // Flushed, it joins the kept mappings and may merge with a kept neighbour
+      // before it: the pointer is then inside a larger free block.
+      {"double free large (flushed)", [] { return double_free_of(2 * st::MiB, true); },
+       {STRATA_ERROR_DOUBLE_FREE, STRATA_ERROR_FREED_MEMORY, STRATA_ERROR_INTERIOR_POINTER}, 2 * st::MiB},
       {"double free pool small",
        [] {
          strata_pool_t* pool = strata_pool_create();

@@ -184,6 +184,7 @@ TEST_CASE("freed large blocks merge with their kept neighbours and are reused wi
     REQUIRE(strata_heap_summary(pool, &s) == 0);
     return s.os_map_calls;
   };
+  strata_pool_free(pool, strata_pool_malloc(pool, 16));  // the thread's cache of the pool: metadata mapped now
   void* a = strata_pool_malloc(pool, st::MiB);
   REQUIRE(a != nullptr);
   const std::size_t calls = map_calls();
@@ -207,6 +208,49 @@ TEST_CASE("freed large blocks merge with their kept neighbours and are reused wi
   st::fill(big, 3 * st::MiB, 9);
   CHECK(st::check(big, 3 * st::MiB, 9));
   strata_pool_free(pool, big);
+  strata_pool_destroy(pool);
+}
+
+TEST_CASE("a freed large block waits in the thread's cache for the thread's next request of its size", "[summary][large]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  strata_pool_free(pool, strata_pool_malloc(pool, 16));  // the thread's cache of the pool
+  void* p = strata_pool_malloc(pool, st::MiB);
+  REQUIRE(p != nullptr);
+  st::fill(p, st::MiB, 5);
+  const strata_heap_summary_t before = st::summary(pool);
+  CHECK(before.large_blocks == 1);
+  strata_pool_free(pool, p);
+  // Parked: free to the program, counted as cached, still mapped.
+  const strata_heap_summary_t parked = st::summary(pool);
+  CHECK(parked.large_blocks == 0);
+  CHECK(parked.large_bytes == 0);
+  CHECK(parked.cached_bytes >= before.cached_bytes + st::MiB);
+  CHECK(parked.os_reserved_bytes == before.os_reserved_bytes);
+  // The same size (within an eighth) takes it back, no system call.
+  void* q = strata_pool_malloc(pool, st::MiB + 1000);
+  CHECK(q == p);
+  const strata_heap_summary_t again = st::summary(pool);
+  CHECK(again.large_blocks == 1);
+  CHECK(again.os_map_calls == before.os_map_calls);
+  CHECK(again.cached_bytes == before.cached_bytes);
+  st::fill(q, st::MiB + 1000, 6);
+  CHECK(st::check(q, st::MiB + 1000, 6));
+  strata_pool_free(pool, q);
+  // A trim gives the parked block back with the other kept mappings.
+  strata_heap_trim(pool);
+  const strata_heap_summary_t trimmed = st::summary(pool);
+  CHECK(trimmed.cached_bytes < st::MiB);
+  CHECK(trimmed.os_reserved_bytes + st::MiB < before.os_reserved_bytes);
+  // A thread that exits gives its parked block back too.
+  std::thread([pool] {
+    void* t = strata_pool_malloc(pool, 2 * st::MiB);
+    REQUIRE(t != nullptr);
+    strata_pool_free(pool, t);
+  }).join();
+  const strata_heap_summary_t exited = st::summary(pool);
+  CHECK(exited.large_blocks == 0);
+  CHECK(exited.cached_bytes < 2 * st::MiB);
   strata_pool_destroy(pool);
 }
 
