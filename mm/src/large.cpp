@@ -188,8 +188,8 @@ void large_unpark(ThreadCache* tc) noexcept {
 
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
   if (use_cache && align <= kLargeHeaderSize) {
-    // The thread's parked block, if the request needs all of it but at
-    // most an eighth (the rule a kept mapping is split by); else it joins
+    // The thread's parked block, if it fits the request with at most an
+    // eighth to spare (the rule a kept mapping is split by); else it joins
     // the kept mappings first, where it merges with its kept neighbours
     // and may serve this request.
     if (ThreadCache* tc = cache_lookup(h); tc && tc->parked_large) {
