@@ -162,28 +162,28 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   return lb->user;
 }
 
+// Takes tc's parked block out of tc (it must have one) and makes it live again.
+LargeBlock* take_parked(ThreadCache* tc) noexcept {
+  LargeBlock* lb = tc->parked_large;
+  tc->parked_large = nullptr;
+  tc->parked_large_bytes = 0;
+  set_large_magic(lb, kLargeMagic);
+  return lb;
+}
+
 }  // namespace
 
 bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept {
   if (lb->map_size > kLargeParkMax || reinterpret_cast<char*>(lb) != lb->base) return false;
-  LargeBlock* old = tc->parked_large;
+  large_unpark(tc);  // the block parked before
   set_large_magic(lb, kLargeParkedMagic);
   tc->parked_large = lb;
   tc->parked_large_bytes = lb->map_size;
-  if (old) {
-    set_large_magic(old, kLargeMagic);
-    large_free(tc->heap, old);
-  }
   return true;
 }
 
 void large_unpark(ThreadCache* tc) noexcept {
-  if (LargeBlock* lb = tc->parked_large) {
-    tc->parked_large = nullptr;
-    tc->parked_large_bytes = 0;
-    set_large_magic(lb, kLargeMagic);
-    large_free(tc->heap, lb);
-  }
+  if (tc->parked_large) large_free(tc->heap, take_parked(tc));
 }
 
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
@@ -193,14 +193,9 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
     // the kept mappings first, where it merges with its kept neighbours
     // and may serve this request.
     if (ThreadCache* tc = cache_lookup(h); tc && tc->parked_large) {
-      LargeBlock* lb = tc->parked_large;
+      std::size_t have = tc->parked_large->map_size;
       std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
-      if (size <= kLargeParkMax && lb->map_size >= map_size && lb->map_size - map_size <= map_size / 8) {
-        tc->parked_large = nullptr;
-        tc->parked_large_bytes = 0;
-        set_large_magic(lb, kLargeMagic);
-        return lb->user;
-      }
+      if (size <= kLargeParkMax && have >= map_size && have - map_size <= map_size / 8) return take_parked(tc)->user;
       large_unpark(tc);
     }
     if (void* p = large_alloc_cached(h, size)) return p;

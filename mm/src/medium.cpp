@@ -175,8 +175,7 @@ char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align) noexc
         return reinterpret_cast<char*>(f);
     }
   }
-  std::size_t search = need + align - kMediumGranule;
-  return search > kMediumPoolGranules * kMediumGranule ? nullptr : bin_find(m, search);
+  return bin_find(m, need + align - kMediumGranule);  // medium_alloc made sure a pool can hold it
 }
 
 inline std::size_t granule_of(MediumPool* pool, char* block) noexcept {
