@@ -202,8 +202,10 @@ inline ThreadCache* cache_lookup_inline(Heap* h) noexcept {
 // aligned request takes such a block only if it is aligned (one an earlier
 // aligned request of the thread left, typically).  `need` is at least the
 // smallest medium block.
-inline Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std::size_t align) noexcept {
-  auto aligned = [align](const Block* b) { return (reinterpret_cast<std::uintptr_t>(b) & (align - 1)) == 0; };
+STRATA_FAST_PATH Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std::size_t align) noexcept {
+  auto aligned = [align](const Block* b) {
+    return align <= kMinAlign || (reinterpret_cast<std::uintptr_t>(b) & (align - 1)) == 0;
+  };
   unsigned mc = kGranulesToMediumClass[need / kMediumGranule];
   CacheBin* bin = &tc->medium_bins[mc];
   Block* b = nullptr;
@@ -226,7 +228,7 @@ inline Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std::size_t al
   return b;
 }
 
-void* medium_alloc_cached(Heap* h, std::size_t n, std::size_t align = kMinAlign) noexcept {
+STRATA_FAST_PATH void* medium_alloc_cached(Heap* h, std::size_t n, std::size_t align = kMinAlign) noexcept {
   if (ThreadCache* tc = cache_lookup_inline(h))
     if (Block* b = medium_cache_pop(tc, align_up(n + kMediumHeaderSize, kMediumGranule), align)) return b;
   return medium_alloc(h, n, align);
@@ -279,31 +281,65 @@ STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uin
   if (STRATA_UNLIKELY(--bin.room < 0)) cache_overflow(tc, c);
 }
 
-// Puts medium block p (of pool, heap h) into thread cache tc, when tc is
-// not null, the block is a live start (racy check: the locked path decides
-// every doubtful case, a double free included) of the thread's own arena (a
-// block another thread allocated goes back to its arena, where that thread
-// finds it: a consumer thread's cache would only hold memory it never
-// reuses), and the cache has room.  False: the caller frees it under the lock.
-inline bool medium_cache_push(ThreadCache* tc, Heap* h, MediumPool* pool, void* p) noexcept {
-  if (!tc || pool->arena != &medium_arena_for(h) || !medium_is_live_start(pool, p)) return false;
+STRATA_SLOW_PATH void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept;
+inline void medium_bin_push(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept {
+  b->next = bin.head;
+  b->cookie = reinterpret_cast<std::uintptr_t>(b) ^ secret();
+  bin.head = b;
+  bin.room--;
+  tc->medium_cached_bytes += size;
+}
+// Puts medium block p of pool (a live start by the racy check of
+// medium_is_live_start) into thread cache tc, when tc is not null, the block
+// is of the thread's own arena (a block another thread allocated goes back
+// to its arena, where that thread finds it: a consumer thread's cache would
+// only hold memory it never reuses), and the cache has room.  False: the
+// caller frees it under the lock, where every doubtful case (a double free
+// included) is decided.
+inline bool medium_cache_push_live(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
+  if (!tc || pool->arena != tc->medium_arena) return false;
   std::size_t size = medium_block_size_racy(p);
   if (size < medium_class_block(0) || size > kMaxMediumBlock) return false;
   unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
   if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
   CacheBin& bin = tc->medium_bins[mc];
   if (bin.room <= 0) return false;  // the class holds its share
-  // A cache over its budget gives back what it holds (blocks of sizes the
-  // thread may no longer use) and keeps the new block: the last block kept
-  // may take it over the budget.
-  if (tc->medium_cached_bytes >= kMediumCacheBudget) medium_cache_flush(tc);
-  auto* b = static_cast<Block*>(p);
-  b->next = bin.head;
-  b->cookie = reinterpret_cast<std::uintptr_t>(p) ^ secret();
-  bin.head = b;
-  bin.room--;
-  tc->medium_cached_bytes += size;
+  if (STRATA_UNLIKELY(tc->medium_cached_bytes >= kMediumCacheBudget))
+    medium_cache_push_over_budget(tc, bin, static_cast<Block*>(p), size);
+  else
+    medium_bin_push(tc, bin, static_cast<Block*>(p), size);
   return true;
+}
+// A cache over its budget gives back what it holds (blocks of sizes the
+// thread may no longer use) and keeps the new block: the last block kept
+// may take it over the budget.
+void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept {
+  medium_cache_flush(tc);
+  medium_bin_push(tc, bin, b, size);
+}
+// The same for a block not yet known to be a live start.
+inline bool medium_cache_push(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
+  return medium_is_live_start(pool, p) && medium_cache_push_live(tc, pool, p);
+}
+
+STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept;
+
+// heap_free's medium case, from the chunk-map entry e of p's address: a block
+// of tc's arena that is a live start (its range check also rejects addresses
+// the unchecked lookup folded onto the pool) and carries no free cookie (one
+// that does may already be in a cache: classify tells a double free from a
+// coincidence) goes into tc's cache; anything else to free_slow.  (It calls
+// free_slow itself so that heap_free's call to it is a tail call: heap_free
+// keeps no stack frame for the small fast path.)
+STRATA_SLOW_PATH void free_medium(void* p, std::uintptr_t e, ThreadCache* tc, Heap* expect, const char* op) noexcept {
+  auto* pool = chunk_map::owner_of<MediumPool>(e);
+  // Only a block of tc's own arena is cached (medium_cache_push_live): that
+  // is a block of tc's heap.  g_empty_cache has no arena.
+  if (medium_is_live_start(pool, p) &&
+      static_cast<const Block*>(p)->cookie != (reinterpret_cast<std::uintptr_t>(p) ^ secret()) &&
+      medium_cache_push_live(tc, pool, p))
+    return;
+  free_slow(p, expect, op);
 }
 
 // Frees a block already classified as valid.
@@ -321,7 +357,7 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
       return;
     }
     case ChunkKind::kMedium: {
-      if (medium_cache_push(cache_for(in.heap), in.heap, in.pool, p)) return;
+      if (medium_cache_push(cache_for(in.heap), in.pool, p)) return;
       strata_error_kind err = medium_free(in.heap, in.pool, p);
       if (err != STRATA_ERROR_NONE) report(err, p, op, medium_message(err));
       return;
@@ -335,21 +371,8 @@ void free_valid(const Info& in, void* p, const char* op) noexcept {
   }
 }
 
-STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept {
+void free_slow(void* p, Heap* expect, const char* op) noexcept {
   if (!p) return;
-  // A medium block of the process heap into this thread's cache, without
-  // classify(): the same checks, in the order the common case needs them.
-  // (A block whose free cookie is set may already be in a cache: classify
-  // tells a double free from a coincidence.)
-  if (auto a = reinterpret_cast<std::uintptr_t>(p); (a & (kMinAlign - 1)) == 0) {
-    std::uintptr_t e = chunk_map::lookup(a);
-    if (chunk_map::kind_of(e) == ChunkKind::kMedium) {
-      auto* pool = chunk_map::owner_of<MediumPool>(e);
-      if (pool->heap == &g_default_heap && !expect && static_cast<const Block*>(p)->cookie != (a ^ secret())) {
-        if (medium_cache_push(cache_lookup_inline(&g_default_heap), &g_default_heap, pool, p)) return;
-      }
-    }
-  }
   Info in = classify(p, /*check_medium=*/false);
   if (in.err != STRATA_ERROR_NONE) return report(in.err, p, op, in.msg);
   if (expect && in.heap != expect)
@@ -375,8 +398,9 @@ STRATA_FAST_PATH bool small_block_start(std::uintptr_t a, std::uintptr_t e, Span
 
 STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
   Span* s;
-  if (STRATA_LIKELY(small_block_start(a, chunk_map::lookup_unchecked(a), &s))) {
+  if (STRATA_LIKELY(small_block_start(a, e, &s))) {
     std::uintptr_t cookie = a ^ s->secret;
     auto* b = static_cast<Block*>(p);
     if (STRATA_LIKELY(s->owner.load(std::memory_order_relaxed) == tc)) {  // a span of this thread's
@@ -391,6 +415,8 @@ STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const ch
     } else if (s->heap == tc->heap && b->cookie != cookie) {  // another thread's span, or none's
       return small_free_foreign(tc, s->size_class, b, cookie);
     }
+  } else if (chunk_map::kind_of(e) == ChunkKind::kMedium) {
+    return free_medium(p, e, tc, expect, op);
   }
   free_slow(p, expect, op);
 }

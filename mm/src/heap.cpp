@@ -304,6 +304,7 @@ ThreadCache* cache_for(Heap* h) noexcept {
         std::memset(static_cast<void*>(tc), 0, sizeof(ThreadCache));
         tc->heap = h;
         tc->slot = slot;
+        tc->medium_arena = &medium_arena_for(h);  // t_slot is slot + 1
         for (unsigned c = 0; c < kNumClasses; ++c) {
           tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
           tc->foreign[c].max = tc->foreign[c].room = static_cast<std::int32_t>(batch_for_class(c));

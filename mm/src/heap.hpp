@@ -42,6 +42,7 @@ struct Counter32 {
 // ---- small tier --------------------------------------------------------
 struct ThreadCache;
 struct LargeBlock;
+struct MediumTier;
 // A span: one 64 KiB chunk of one size class, header at offset 0, blocks from
 // kSpanHeaderSize on.  Invariants (under its class lock):
 //   [S1] used == blocks carved - |free_list| - (nothing else)     O(n)
@@ -123,6 +124,7 @@ struct ThreadCache {
   // they are still in use (start bit set); they carry the free cookie.
   CacheBin medium_bins[kNumMediumClasses];
   std::size_t medium_cached_bytes;  // block bytes in medium_bins (<= kMediumCacheBudget)
+  MediumTier* medium_arena;  // medium_arena_for(heap) of its thread: only blocks of it are cached
   // Bytes this thread took out of the shared tiers (negative: gave back)
   // that Heap::central_bytes does not count yet (|value| < kCentralAccountSlack).
   std::ptrdiff_t central_pending;
@@ -174,7 +176,6 @@ struct MediumFree {
 };
 
 inline constexpr std::uint64_t kMediumPoolMagic = 0x5354524d504f4f4cull;  // "STRMPOOL"
-struct MediumTier;
 struct MediumPool {
   std::uint64_t magic;
   Heap* heap;

@@ -57,6 +57,10 @@ void* interior_of(std::size_t n, std::size_t offset) {
   return p + offset;
 }
 
+void* with_bit_52(void* p) {
+  return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | (std::uintptr_t{1} << 52));
+}
+
 void* stack_pointer() {
   // The address of a (dead by the time it is used) stack slot of a deeper
   // frame: a real stack address, never memory strata handed out.
@@ -107,6 +111,19 @@ std::vector<BadPointer> cases() {
          return p;
        },
        dbl, 0},
+      {"double free pool medium",
+       [] {
+         strata_pool_t* pool = strata_pool_create();
+         void* p = strata_pool_malloc(pool, 50000);
+         strata_pool_free(pool, p);
+         return p;
+       },
+       dbl, 0},
+      // The free fast paths look the chunk map up without checking the top
+      // bits (a pointer over 2^48 folds onto a real chunk); the range checks
+      // after it must send such a pointer to the checked path.
+      {"small block address with bit 52 set", [] { return with_bit_52(interior_of(64, 0)); }, foreign, 64},
+      {"medium block address with bit 52 set", [] { return with_bit_52(interior_of(50000, 0)); }, foreign, 50000},
       {"stack pointer", [] { return stack_pointer(); }, foreign, 0},
       {"global pointer", [] { return static_cast<void*>(g_global_buffer + 1024); }, foreign, 0},
       {"glibc malloc pointer (small)",
