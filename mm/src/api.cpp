@@ -245,7 +245,7 @@ STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept {
 
 STRATA_FAST_PATH void* heap_alloc(Heap* h, std::size_t n) noexcept {
   if (STRATA_LIKELY(n <= kMaxSmallSize)) {
-    if (ThreadCache* tc = cache_lookup(h))
+    if (ThreadCache* tc = cache_lookup_inline(h))
       if (void* p = cache_pop(tc, size_to_class(n))) return p;
   }
   return alloc_slow(h, n);
@@ -262,7 +262,7 @@ void* heap_aligned_alloc(Heap* h, std::size_t align, std::size_t n) noexcept {
     // Blocks of a class whose size is a multiple of align are align-aligned
     // (spans are 64 KiB aligned and blocks start at offset 256).
     unsigned c = size_to_class(n);
-    while (c < kNumClasses && kClassSize[c] % align) ++c;
+    while (c < kNumClasses && (kClassSize[c] & (align - 1))) ++c;  // align is a power of two: no division
     if (c < kNumClasses) return heap_alloc(h, kClassSize[c]);
   }
   if (n <= kMaxMediumSize && align <= kChunkSize)
