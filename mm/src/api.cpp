@@ -10,7 +10,9 @@
 //     block has no free cookie -> push onto the thread's bin; the bin
 //     overflowing sends a batch back to the blocks' spans.  A block of another
 //     thread's span (or of none's) goes to the thread's foreign bin instead,
-//     which returns it to its span in a batch.
+//     which returns it to its span in a batch.  When the chunk map says
+//     "medium" instead, free_medium (one call, no second lookup) puts a live
+//     block of the thread's arena into the thread's medium cache.
 #include <errno.h>
 #include <stdlib.h>
 
