@@ -51,6 +51,15 @@ void* double_free_of(std::size_t n, bool flush) {
   return p;
 }
 
+// A block of a fresh pool, freed once (the pool lives on).
+void* pool_double_free_of(std::size_t n) {
+  strata_pool_t* pool = strata_pool_create();
+  void* p = strata_pool_malloc(pool, n);
+  if (!p) std::abort();
+  strata_pool_free(pool, p);
+  return p;
+}
+
 void* interior_of(std::size_t n, std::size_t offset) {
   auto* p = static_cast<char*>(strata_malloc(n));
   if (!p) std::abort();
@@ -103,22 +112,8 @@ std::vector<BadPointer> cases() {
       // before it: the pointer is then inside a larger free block.
       {"double free large (flushed)", [] { return double_free_of(2 * st::MiB, true); },
        {STRATA_ERROR_DOUBLE_FREE, STRATA_ERROR_FREED_MEMORY, STRATA_ERROR_INTERIOR_POINTER}, 2 * st::MiB},
-      {"double free pool small",
-       [] {
-         strata_pool_t* pool = strata_pool_create();
-         void* p = strata_pool_malloc(pool, 100);
-         strata_pool_free(pool, p);
-         return p;
-       },
-       dbl, 0},
-      {"double free pool medium",
-       [] {
-         strata_pool_t* pool = strata_pool_create();
-         void* p = strata_pool_malloc(pool, 50000);
-         strata_pool_free(pool, p);
-         return p;
-       },
-       dbl, 0},
+      {"double free pool small", [] { return pool_double_free_of(100); }, dbl, 0},
+      {"double free pool medium", [] { return pool_double_free_of(50000); }, dbl, 0},
       // The free fast paths look the chunk map up without checking the top
       // bits (a pointer over 2^48 folds onto a real chunk); the range checks
       // after it must send such a pointer to the checked path.
