@@ -140,10 +140,19 @@ LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) 
   return lb;
 }
 
+// The mapped bytes a request of `size` bytes needs with its header at the
+// mapping's start (it wraps for a size near 2^64: callers bound size).
+inline std::size_t request_map_size(std::size_t size) noexcept {
+  return align_up(size + kLargeHeaderSize, kChunkSize);
+}
+// A mapping of `have` >= map_size bytes serves a request of map_size bytes
+// whole when it is at most an eighth too big; a bigger one is split.
+inline bool serves_whole(std::size_t have, std::size_t map_size) noexcept { return have - map_size <= map_size / 8; }
+
 // A kept mapping for a request of `size` bytes, or null (no kept one fits).
 void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   if (size > kLargeCacheMaxBlock) return nullptr;
-  std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
+  std::size_t map_size = request_map_size(size);
   LargeBlock* lb;
   {
     LockGuard g(h->large.lock);
@@ -152,8 +161,8 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
       set_large_magic(lb, kLargeMagic);  // taken: never again a kept neighbour of its own tail
       // Split off what is more than an eighth too much and keep it (the
       // pieces merge again when the block comes back).
-      std::size_t rest = lb->map_size - map_size;
-      if (rest > map_size / 8 && make_kept_locked(h, lb->base + map_size, rest)) lb->map_size = map_size;
+      if (!serves_whole(lb->map_size, map_size) && make_kept_locked(h, lb->base + map_size, lb->map_size - map_size))
+        lb->map_size = map_size;
       link_locked(h->large, lb);
     }
   }
@@ -194,8 +203,8 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
     // and may serve this request.
     if (ThreadCache* tc = cache_lookup(h); tc && tc->parked_large) {
       std::size_t have = tc->parked_large->map_size;
-      std::size_t map_size = align_up(size + kLargeHeaderSize, kChunkSize);
-      if (size <= kLargeParkMax && have >= map_size && have - map_size <= map_size / 8) return take_parked(tc)->user;
+      std::size_t map_size = request_map_size(size);  // wrapped for a huge size, which the bound rejects
+      if (size <= kLargeParkMax && have >= map_size && serves_whole(have, map_size)) return take_parked(tc)->user;
       large_unpark(tc);
     }
     if (void* p = large_alloc_cached(h, size)) return p;
