@@ -42,6 +42,11 @@ void check_consistent(const strata_heap_summary_t& s) {
   CHECK(s.chunk_map_bytes % (512 * 1024) == 0);
 }
 
+// Gives the calling thread its cache of pool now (and maps the pool's
+// metadata): the thread's later requests go through that cache and its
+// counting batch, and the mappings a test counts later are its own.
+void give_thread_a_cache(strata_pool_t* pool) { strata_pool_free(pool, strata_pool_malloc(pool, 16)); }
+
 }  // namespace
 
 TEST_CASE("summary argument checking", "[summary]") {
@@ -178,7 +183,7 @@ TEST_CASE("freed large blocks merge with their kept neighbours and are reused wi
   // hold alone, fits the merged mapping.
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
-  strata_pool_free(pool, strata_pool_malloc(pool, 16));  // the thread's cache of the pool: metadata mapped now
+  give_thread_a_cache(pool);
   void* a = strata_pool_malloc(pool, st::MiB);
   REQUIRE(a != nullptr);
   const std::size_t calls = st::summary(pool).os_map_calls;
@@ -208,7 +213,7 @@ TEST_CASE("freed large blocks merge with their kept neighbours and are reused wi
 TEST_CASE("a freed large block waits in the thread's cache for the thread's next request of its size", "[summary][large]") {
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
-  strata_pool_free(pool, strata_pool_malloc(pool, 16));  // the thread's cache of the pool
+  give_thread_a_cache(pool);
   void* p = strata_pool_malloc(pool, st::MiB);
   REQUIRE(p != nullptr);
   st::fill(p, st::MiB, 5);
@@ -387,7 +392,7 @@ TEST_CASE("the peak stays sane when threads free each other's blocks", "[summary
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&, t] {
-      strata_pool_free(pool, strata_pool_malloc(pool, 16));  // gives the thread its cache of the pool
+      give_thread_a_cache(pool);
       for (int i = 0; i < kPerThread; ++i) blocks[t * kPerThread + i] = strata_pool_malloc(pool, kSize);
       ready.fetch_add(1);
       while (!done.load()) std::this_thread::yield();  // keep the batch uncounted
@@ -400,9 +405,7 @@ TEST_CASE("the peak stays sane when threads free each other's blocks", "[summary
   strata_heap_trim(pool);  // counts this thread's frees
   void* big = strata_pool_malloc(pool, 70000);  // counted at once: over the batch
   REQUIRE(big != nullptr);
-  strata_heap_summary_t s{};
-  s.size = sizeof s;
-  REQUIRE(strata_heap_summary(pool, &s) == 0);
+  const strata_heap_summary_t s = st::summary(pool);
   CHECK(s.peak_in_use_bytes >= s.in_use_bytes);
   CHECK(s.peak_in_use_bytes < 64 * st::MiB);
   done.store(true);
@@ -422,7 +425,7 @@ TEST_CASE("bytes a thread counted in its batch reach the peak when it exits", "[
   std::vector<void*> blocks(kThreads * kPerThread);
   for (int t = 0; t < kThreads; ++t) {
     std::thread([&, t] {
-      strata_pool_free(pool, strata_pool_malloc(pool, 16));  // gives the thread its cache of the pool
+      give_thread_a_cache(pool);
       for (int i = 0; i < kPerThread; ++i) blocks[t * kPerThread + i] = strata_pool_malloc(pool, kSize);
     }).join();
   }
@@ -431,9 +434,7 @@ TEST_CASE("bytes a thread counted in its batch reach the peak when it exits", "[
     strata_pool_free(pool, b);
   }
   strata_heap_trim(pool);
-  strata_heap_summary_t s{};
-  s.size = sizeof s;
-  REQUIRE(strata_heap_summary(pool, &s) == 0);
+  const strata_heap_summary_t s = st::summary(pool);
   CHECK(s.in_use_bytes == 0);
   CHECK(s.peak_in_use_bytes >= kThreads * kPerThread * kSize);
   strata_pool_destroy(pool);
