@@ -372,7 +372,7 @@ __attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPo
   const volatile std::uint64_t* w = &pool->starts[g / 64];
   return (*w >> (g % 64)) & 1;
 }
-std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools
+std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
 
 // ---- large.cpp ----
 // A block of at least `size` bytes aligned to `align`.  With use_cache, a

@@ -495,6 +495,32 @@ std::size_t medium_usable(const void* p) noexcept {
   return medium_block_size_racy(p) - kMediumHeaderSize;
 }
 
+namespace {
+// Gives back the whole pages inside every free run of arena m that does not
+// end its pool (lock held; the tops are give_back_top_locked's), as glibc's
+// malloc_trim does with the free chunks in the middle of its heaps.  A run
+// keeps its first page (its bin links) and its last (the next block's tag).
+// Returns the bytes given back, resident or not: the pages of such a run are
+// not tracked, and one that was given back before is given back again.
+std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
+  std::size_t released = 0;
+  for (unsigned i = 0; i < kMediumBins; ++i) {
+    for (MediumFree* f = m.bins[i]; f; f = f->next) {
+      char* block = reinterpret_cast<char*>(f);
+      std::size_t size = size_of(&f->tag);
+      auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+      if (block + size == data_end(pool)) continue;
+      char* from = page_up(block + sizeof(MediumFree));
+      char* to = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(block + size) & ~(kPageSize - 1));
+      if (to <= from) continue;
+      os::discard(from, static_cast<std::size_t>(to - from));
+      released += static_cast<std::size_t>(to - from);
+    }
+  }
+  return released;
+}
+}  // namespace
+
 std::size_t medium_trim(Heap* h) noexcept {
   std::size_t released = 0;
   for (MediumTier& m : h->medium) {
@@ -515,6 +541,7 @@ std::size_t medium_trim(Heap* h) noexcept {
       }
       pool = next;
     }
+    released += give_back_inner_runs_locked(m);
   }
   return released;
 }

@@ -31,6 +31,13 @@ std::size_t resident_pages(void* p, std::size_t n) {
   for (unsigned char c : v) r += c & 1;
   return r;
 }
+// The whole pages inside [p, p + n).
+std::size_t whole_pages(void* p, std::size_t n) {
+  const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::uintptr_t from = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  std::uintptr_t to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
+  return to > from ? (to - from) / page : 0;
+}
 }  // namespace
 
 // The thread cache keeps up to about 64 KiB of medium blocks per cache
@@ -113,6 +120,55 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
   strata_heap_trim(pool);
   CHECK(resident_pages(a, kSize) <= 1);
   strata_pool_free(pool, keep);
+  strata_pool_destroy(pool);
+}
+
+// An explicit trim also gives back the free pages in the middle of a pool,
+// between live blocks (glibc's malloc_trim does the same with the free
+// chunks inside its heaps): only the run's first page (its bin links) and
+// last page (the next block's tag) stay.  The automatic trim never touches
+// such a run.
+TEST_CASE("an explicit trim gives back the whole free pages between live blocks", "[trim]") {
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool != nullptr);
+  constexpr std::size_t kSize = 200 * 1024;
+  auto* a = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  auto* b = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  auto* c = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  REQUIRE(a != nullptr);
+  REQUIRE(b != nullptr);
+  REQUIRE(c != nullptr);
+  REQUIRE(a < b);
+  REQUIRE(b < c);
+  std::memset(a, 0xA5, kSize);
+  std::memset(b, 0x5A, kSize);
+  std::memset(c, 0x3C, kSize);
+  const std::size_t pages = resident_pages(b, kSize);
+  REQUIRE(pages == whole_pages(b, kSize));
+  strata_pool_free(pool, b);
+  // The trim first flushes this thread's cache, so b reaches its pool: a
+  // free run with live blocks on both sides.
+  const std::size_t given = strata_heap_trim(pool);
+  CHECK(given >= (pages - 2) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
+  CHECK(resident_pages(b, kSize) <= 1);
+  // The live neighbours keep their pages and their contents.
+  CHECK(resident_pages(a, kSize) == whole_pages(a, kSize));
+  CHECK(resident_pages(c, kSize) == whole_pages(c, kSize));
+  for (std::size_t i = 0; i < kSize; i += 4096) {
+    REQUIRE(a[i] == 0xA5);
+    REQUIRE(c[i] == 0x3C);
+  }
+  CHECK(a[kSize - 1] == 0xA5);
+  CHECK(c[kSize - 1] == 0x3C);
+  // The space is still the pool's: it serves a block of the same size again,
+  // whose pages read as zero until written.
+  auto* d = static_cast<unsigned char*>(strata_pool_malloc(pool, kSize));
+  REQUIRE(d == b);
+  std::memset(d, 7, kSize);
+  CHECK(d[kSize / 2] == 7);
+  strata_pool_free(pool, d);
+  strata_pool_free(pool, c);
+  strata_pool_free(pool, a);
   strata_pool_destroy(pool);
 }
 

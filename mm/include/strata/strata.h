@@ -160,8 +160,11 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
 STRATA_API void strata_print_summary(strata_pool_t* pool, int fd) STRATA_NOEXCEPT;
 
 /* Returns free memory to the OS: the calling thread's cache of the heap is
- * flushed, empty spans and empty medium pools are unmapped.  Returns the
- * number of bytes unmapped.  pool NULL: the process heap. */
+ * flushed, empty spans, empty medium pools and kept large mappings are
+ * unmapped, and the whole pages inside the free runs of the other medium
+ * pools are given back (madvise MADV_DONTNEED; they read as zero when next
+ * used).  Returns the number of bytes unmapped or given back (free pages
+ * given back before count again).  pool NULL: the process heap. */
 STRATA_API size_t strata_heap_trim(strata_pool_t* pool) STRATA_NOEXCEPT;
 
 /* Returns the free memory held by the calling thread's cache of the process
