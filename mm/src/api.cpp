@@ -453,6 +453,10 @@ inline bool medium_trims_tail(std::size_t n, std::size_t usable) noexcept {
   return n > kMaxSmallSize && 4 * n < 3 * usable;
 }
 
+// The large tier's: a block resized to n <= usable is left as it is unless n
+// is under half of it (then it shrinks or moves).
+inline bool large_keeps_in_place(std::size_t n, std::size_t usable) noexcept { return n <= usable && 2 * n >= usable; }
+
 STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
   if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
   Info in = classify(p, /*check_medium=*/false);
@@ -499,7 +503,7 @@ STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const c
     case ChunkKind::kLarge: {
       std::size_t usable = large_usable(in.large);
       if (n <= usable) {
-        if (2 * n >= usable) return p;
+        if (large_keeps_in_place(n, usable)) return p;
         if (n > kMaxMediumSize) {
           large_resize_in_place(h, in.large, n);
           return p;
@@ -609,6 +613,14 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
       std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
       // Exactly the cases in which heap_realloc keeps the block untouched.
       if (medium_keeps_in_place(n, usable) && !medium_trims_tail(n, usable)) return p;
+    }
+  } else if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
+    // A live large block (its magic) whose user pointer is p (which also
+    // rejects an address the unchecked lookup folded onto it).
+    auto* lb = chunk_map::owner_of<LargeBlock>(e);
+    if (large_magic(lb) == kLargeMagic && lb->user == p) {
+      std::size_t usable = large_usable(lb);
+      if (large_keeps_in_place(n, usable)) return p;
     }
   }
   return heap_realloc(nullptr, p, n, "strata_realloc");

@@ -119,6 +119,8 @@ std::vector<BadPointer> cases() {
       // after it must send such a pointer to the checked path.
       {"small block address with bit 52 set", [] { return with_bit_52(interior_of(64, 0)); }, foreign, 64},
       {"medium block address with bit 52 set", [] { return with_bit_52(interior_of(50000, 0)); }, foreign, 50000},
+      {"large block address with bit 52 set", [] { return with_bit_52(interior_of(2 * st::MiB, 0)); }, foreign,
+       2 * st::MiB},
       {"stack pointer", [] { return stack_pointer(); }, foreign, 0},
       {"global pointer", [] { return static_cast<void*>(g_global_buffer + 1024); }, foreign, 0},
       {"glibc malloc pointer (small)",
@@ -330,6 +332,18 @@ TEST_CASE("custom handler: every bad pointer is reported and the program continu
     CHECK(kind_ok(g_rec.kind, c.kinds));
     CHECK(g_rec.address == bad);
     CHECK(g_rec.operation == "strata_realloc");
+
+    // A size the block would keep in place: the case strata_realloc decides
+    // on its fast path, which must check as much as the slow one.
+    if (c.related_size) {
+      g_rec = Recorded{};
+      q = strata_realloc(bad, c.related_size);
+      INFO("realloc to " << c.related_size << " reported: calls " << g_rec.calls << " kind " << g_rec.kind);
+      CHECK(q == nullptr);
+      CHECK(g_rec.calls == 1);
+      CHECK(kind_ok(g_rec.kind, c.kinds));
+      CHECK(g_rec.address == bad);
+    }
 
     check_heap_still_works(c.related_size);
   }
