@@ -434,9 +434,10 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
 }
 }  // namespace
 
-bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size) noexcept {
+bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size, std::size_t want) noexcept {
   MediumTier& m = *pool->arena;
   std::size_t need = align_up(new_size + kMediumHeaderSize, kMediumGranule);
+  if (want > kMaxMediumSize) want = kMaxMediumSize;
   std::ptrdiff_t delta;
   {
     LockGuard g(medium_lock(pool->heap, m));
@@ -466,6 +467,10 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       if (tag_at(next)->size_flags & kInUse) return false;
       std::size_t nsize = size_of(tag_at(next));
       if (fsize + nsize < need) return false;
+      // Up to `want` when the free neighbour has it: a block grown a little
+      // at a time then takes the lock once per quarter of its size.
+      if (std::size_t pref = align_up(want + kMediumHeaderSize, kMediumGranule); pref > need)
+        need = pref < fsize + nsize ? pref : fsize + nsize;
       bin_remove(m, next);
       std::size_t total = fsize + nsize;
       if (total - need >= kMediumGranule) {

@@ -218,6 +218,28 @@ TEST_CASE("growing two interleaved buffers still moves rarely", "[realloc]") {
   strata_free(b);
 }
 
+// A medium block that grows into the free space after it takes a quarter
+// more than asked (the headroom a moved block gets), so a buffer grown a
+// little at a time goes back to its arena's lock once per quarter of its
+// size, not once per 256 bytes.
+TEST_CASE("a medium block grown in place takes a quarter of headroom", "[realloc]") {
+  strata_pool_t* pool = strata_pool_create();  // a pool of its own: the space after the block is free
+  REQUIRE(pool != nullptr);
+  auto* p = static_cast<unsigned char*>(strata_pool_malloc(pool, 8000));
+  REQUIRE(p != nullptr);
+  std::memset(p, 0x42, 8000);
+  auto* q = static_cast<unsigned char*>(strata_pool_realloc(pool, p, 8500));
+  REQUIRE(q == p);
+  const std::size_t usable = strata_usable_size(q);
+  CHECK(usable >= 8500 + 8500 / 4);
+  CHECK(usable < 8500 + 8500 / 4 + 512);  // granules of 256 bytes, tag included
+  CHECK(q[0] == 0x42);
+  CHECK(q[7999] == 0x42);
+  CHECK(strata_pool_realloc(pool, q, usable) == q);  // within the headroom: no move
+  strata_pool_free(pool, q);
+  strata_pool_destroy(pool);
+}
+
 TEST_CASE("realloc within the usable size stays in place", "[realloc]") {
   for (std::size_t n : {std::size_t{1}, std::size_t{100}, std::size_t{2000}, std::size_t{5000},
                         std::size_t{100000}, std::size_t{400000}, std::size_t{3} << 20}) {

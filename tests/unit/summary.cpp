@@ -138,14 +138,15 @@ TEST_CASE("summary: freed small blocks show up in the thread cache", "[summary]"
 
 TEST_CASE("summary: a medium block grown in place and cached counts as cached, not in use", "[summary]") {
   // In a pool of its own: the block starts the pool and its right neighbour
-  // is free, so it grows in place to 42 granules, which is no cache class
-  // (40 and 44 are): the cache files it under 40 and must count all of it.
+  // is free, so it grows in place to 42 granules (8,500 bytes, the quarter of
+  // headroom a growing block takes and its tag), which is no cache class (40
+  // and 44 are): the cache files it under 40 and must count all of it.
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
   const strata_heap_summary_t before = st::summary(pool);
-  void* p = strata_pool_malloc(pool, 10000);
+  void* p = strata_pool_malloc(pool, 8000);
   REQUIRE(p != nullptr);
-  void* q = strata_pool_realloc(pool, p, 10500);
+  void* q = strata_pool_realloc(pool, p, 8500);
   REQUIRE(q == p);
   const std::size_t usable = strata_usable_size(q);
   REQUIRE(usable == 42 * 256 - 16);  // grown in place to exactly 42 granules
