@@ -356,8 +356,9 @@ strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept;
 // Frees p after validating it under the tier lock; returns the error if invalid.
 strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
 // Resizes p's block to new_size bytes in place (a shrink always works; a
-// growth takes the free block after it, up to `want` bytes when it is that
-// big, at least new_size); false if it cannot grow.
+// growth takes the free block after it, up to `want` usable bytes (rounded
+// down to granules) when it is that big, at least new_size); false if it
+// cannot grow.
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size, std::size_t want = 0) noexcept;
 std::size_t medium_usable(const void* p) noexcept;
 void medium_release_all(Heap* h) noexcept;

@@ -467,9 +467,11 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       if (tag_at(next)->size_flags & kInUse) return false;
       std::size_t nsize = size_of(tag_at(next));
       if (fsize + nsize < need) return false;
-      // Up to `want` when the free neighbour has it: a block grown a little
-      // at a time then takes the lock once per quarter of its size.
-      if (std::size_t pref = align_up(want + kMediumHeaderSize, kMediumGranule); pref > need)
+      // Up to `want` bytes (rounded down to granules: never so far over
+      // new_size that a realloc to about new_size would trim the tail again)
+      // when the free neighbour has them: a block grown a little at a time
+      // then takes the lock once per quarter of its size.
+      if (std::size_t pref = (want + kMediumHeaderSize) & ~(kMediumGranule - 1); pref > need)
         need = pref < fsize + nsize ? pref : fsize + nsize;
       bin_remove(m, next);
       std::size_t total = fsize + nsize;

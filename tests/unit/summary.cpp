@@ -138,9 +138,10 @@ TEST_CASE("summary: freed small blocks show up in the thread cache", "[summary]"
 
 TEST_CASE("summary: a medium block grown in place and cached counts as cached, not in use", "[summary]") {
   // In a pool of its own: the block starts the pool and its right neighbour
-  // is free, so it grows in place to 42 granules (8,500 bytes, the quarter of
-  // headroom a growing block takes and its tag), which is no cache class (40
-  // and 44 are): the cache files it under 40 and must count all of it.
+  // is free, so it grows in place to 41 granules (8,500 bytes and the quarter
+  // of headroom a growing block takes, with its tag, rounded down), which is
+  // no cache class (40 and 44 are): the cache files it under 40 and must
+  // count all of it.
   strata_pool_t* pool = strata_pool_create();
   REQUIRE(pool != nullptr);
   const strata_heap_summary_t before = st::summary(pool);
@@ -149,7 +150,7 @@ TEST_CASE("summary: a medium block grown in place and cached counts as cached, n
   void* q = strata_pool_realloc(pool, p, 8500);
   REQUIRE(q == p);
   const std::size_t usable = strata_usable_size(q);
-  REQUIRE(usable == 42 * 256 - 16);  // grown in place to exactly 42 granules
+  REQUIRE(usable == 41 * 256 - 16);  // grown in place to exactly 41 granules
   strata_pool_free(pool, q);
   const strata_heap_summary_t after = st::summary(pool);
   CHECK(after.medium_blocks == before.medium_blocks);
