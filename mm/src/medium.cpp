@@ -20,9 +20,10 @@ inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>
 inline char* data_of(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
 inline char* data_end(MediumPool* pool) noexcept { return data_of(pool) + kMediumPoolGranules * kMediumGranule; }
 inline char* page_up(char* p) noexcept { return reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(p), kPageSize)); }
+inline char* page_down(char* p) noexcept { return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(kPageSize - 1)); }
 // The page holding the sentinel tag: always touched, never given back.
 inline char* clean_end(MediumPool* pool) noexcept {
-  return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(data_end(pool)) & ~(kPageSize - 1));
+  return page_down(data_end(pool));
 }
 // Memory up to `end` is (about to be) written: it is no longer clean.
 // Writing again into pages a trim gave back doubles the pool's pad: a pool
@@ -518,7 +519,7 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
       auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
       if (block + size == data_end(pool)) continue;
       char* from = page_up(block + sizeof(MediumFree));
-      char* to = reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(block + size) & ~(kPageSize - 1));
+      char* to = page_down(block + size);
       if (to <= from) continue;
       os::discard(from, static_cast<std::size_t>(to - from));
       released += static_cast<std::size_t>(to - from);

@@ -19,24 +19,27 @@
 #include "test_util.hpp"
 
 namespace {
+const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+// The whole pages inside [p, p + n), as [*from, *to); false if there are none.
+bool whole_page_range(void* p, std::size_t n, std::uintptr_t* from, std::uintptr_t* to) {
+  *from = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
+  *to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
+  return *to > *from;
+}
 // Resident pages among the whole pages inside [p, p + n).
 std::size_t resident_pages(void* p, std::size_t n) {
-  const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  std::uintptr_t from = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
-  std::uintptr_t to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
-  if (to <= from) return 0;
+  std::uintptr_t from, to;
+  if (!whole_page_range(p, n, &from, &to)) return 0;
   std::vector<unsigned char> v((to - from) / page);
   REQUIRE(mincore(reinterpret_cast<void*>(from), to - from, v.data()) == 0);
   std::size_t r = 0;
   for (unsigned char c : v) r += c & 1;
   return r;
 }
-// The whole pages inside [p, p + n).
+// The number of whole pages inside [p, p + n).
 std::size_t whole_pages(void* p, std::size_t n) {
-  const std::uintptr_t page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  std::uintptr_t from = (reinterpret_cast<std::uintptr_t>(p) + page - 1) & ~(page - 1);
-  std::uintptr_t to = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(page - 1);
-  return to > from ? (to - from) / page : 0;
+  std::uintptr_t from, to;
+  return whole_page_range(p, n, &from, &to) ? (to - from) / page : 0;
 }
 }  // namespace
 
@@ -108,7 +111,7 @@ TEST_CASE("a free run at the end of a pool keeps its first 64 KiB resident", "[t
   REQUIRE(b > a);
   std::memset(a, 0xA5, kSize);
   std::memset(b, 0x5A, kSize);
-  const std::size_t pad_pages = kPad / static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  const std::size_t pad_pages = kPad / page;
   strata_pool_free(pool, b);
   strata_pool_free(pool, a);
   // The run starts at a's tag: a's first 64 KiB (less the page holding the
@@ -149,7 +152,7 @@ TEST_CASE("an explicit trim gives back the whole free pages between live blocks"
   // The trim first flushes this thread's cache, so b reaches its pool: a
   // free run with live blocks on both sides.
   const std::size_t given = strata_heap_trim(pool);
-  CHECK(given >= (pages - 2) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE)));
+  CHECK(given >= (pages - 2) * page);
   CHECK(resident_pages(b, kSize) <= 1);
   // The live neighbours keep their pages and their contents.
   CHECK(resident_pages(a, kSize) == whole_pages(a, kSize));
