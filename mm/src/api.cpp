@@ -498,8 +498,9 @@ STRATA_NOINLINE void* heap_realloc(Heap* expect, void* p, std::size_t n, const c
         return move_block(h, in, p, n, n, op);
       }
       // Grown in place with the same quarter of headroom as a moved block.
-      if (n <= kMaxMediumSize && medium_resize_in_place(h, in.pool, p, n, grow_target(n, n / 4))) return p;
-      return move_block(h, in, p, usable, grow_target(n, n / 4), op);
+      const std::size_t grown = grow_target(n, n / 4);
+      if (n <= kMaxMediumSize && medium_resize_in_place(h, in.pool, p, n, grown)) return p;
+      return move_block(h, in, p, usable, grown, op);
     }
     case ChunkKind::kLarge: {
       std::size_t usable = large_usable(in.large);

@@ -17,6 +17,10 @@ inline unsigned bin_index(std::size_t bytes) noexcept {
 }
 inline std::size_t size_of(const MediumTag* t) noexcept { return t->size_flags & kSizeMask; }
 inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>(p); }
+// The pool a block (or free run) of this tier lies in, from the chunk map.
+inline MediumPool* pool_of(const char* block) noexcept {
+  return chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+}
 inline char* data_of(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
 inline char* data_end(MediumPool* pool) noexcept { return data_of(pool) + kMediumPoolGranules * kMediumGranule; }
 inline char* page_up(char* p) noexcept { return reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(p), kPageSize)); }
@@ -296,7 +300,7 @@ void medium_free_chain(Heap* h, Block* head) noexcept {
   while (head) {
     Block* next = head->next;
     char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
-    auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+    auto* pool = pool_of(block);
     if (pool->arena != held) {
       if (held) medium_lock(h, *held).unlock();
       held = pool->arena;
@@ -332,7 +336,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
       block = aligned ? bin_find_aligned(m, need, align) : bin_find(m, need);
       STRATA_CHECK(block, "fresh medium pool has no fitting block");
     }
-    auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+    auto* pool = pool_of(block);
     bin_remove(m, block);
     std::size_t fsize = size_of(tag_at(block));
     if (block + fsize == data_end(pool)) pool->trim_since_ms = 0;  // the top is in use again
@@ -516,7 +520,7 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
     for (MediumFree* f = m.bins[i]; f; f = f->next) {
       char* block = reinterpret_cast<char*>(f);
       std::size_t size = size_of(&f->tag);
-      auto* pool = chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
+      auto* pool = pool_of(block);
       if (block + size == data_end(pool)) continue;
       char* from = page_up(block + sizeof(MediumFree));
       char* to = page_down(block + size);
