@@ -516,17 +516,22 @@ namespace {
 // not tracked, and one that was given back before is given back again.
 std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
   std::size_t released = 0;
-  for (unsigned i = 0; i < kMediumBins; ++i) {
-    for (MediumFree* f = m.bins[i]; f; f = f->next) {
-      char* block = reinterpret_cast<char*>(f);
-      std::size_t size = size_of(&f->tag);
-      auto* pool = pool_of(block);
-      if (block + size == data_end(pool)) continue;
-      char* from = page_up(block + sizeof(MediumFree));
-      char* to = page_down(block + size);
-      if (to <= from) continue;
-      os::discard(from, static_cast<std::size_t>(to - from));
-      released += static_cast<std::size_t>(to - from);
+  // Only the bins the masks mark as holding a block (a few of the 1,024).
+  for (std::uint32_t groups = m.group_mask; groups; groups &= groups - 1) {
+    const unsigned g = static_cast<unsigned>(__builtin_ctz(groups));
+    for (std::uint32_t bits = m.bin_mask[g]; bits; bits &= bits - 1) {
+      const unsigned i = g * 32 + static_cast<unsigned>(__builtin_ctz(bits));
+      for (MediumFree* f = m.bins[i]; f; f = f->next) {
+        char* block = reinterpret_cast<char*>(f);
+        std::size_t size = size_of(&f->tag);
+        auto* pool = pool_of(block);
+        if (block + size == data_end(pool)) continue;
+        char* from = page_up(block + sizeof(MediumFree));
+        char* to = page_down(block + size);
+        if (to <= from) continue;
+        os::discard(from, static_cast<std::size_t>(to - from));
+        released += static_cast<std::size_t>(to - from);
+      }
     }
   }
   return released;
