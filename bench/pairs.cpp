@@ -11,6 +11,7 @@
 //                                             <iterations> calls, starting over
 //                                             from a fresh buffer every 4096 calls
 //   strata_pairs strata-append <step> <n>     the same through strata_realloc
+//   strata_pairs strata-aligned <size> <n>    strata_aligned_alloc(64, size) / strata_free
 //
 // The script runs each case with two iteration counts and divides the
 // difference of the instruction totals by the difference of the counts, so
@@ -45,6 +46,14 @@ __attribute__((noinline, noipa)) void LoopMalloc(std::size_t size, long n) {
 __attribute__((noinline, noipa)) void LoopStrata(std::size_t size, long n) {
   for (long i = 0; i < n; ++i) {
     void* p = strata_malloc(size);
+    Escape(p);
+    strata_free(p);
+  }
+}
+
+__attribute__((noinline, noipa)) void LoopStrataAligned(std::size_t size, long n) {
+  for (long i = 0; i < n; ++i) {
+    void* p = strata_aligned_alloc(64, size);
     Escape(p);
     strata_free(p);
   }
@@ -101,8 +110,18 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (argc == 4 && std::strcmp(argv[1], "strata-aligned") == 0) {
+    const std::size_t size = std::strtoull(argv[2], nullptr, 0);
+    const long n = std::strtol(argv[3], nullptr, 0);
+    LoopStrataAligned(size, 1);
+    LoopStrataAligned(size, n);
+    std::fprintf(stderr, "strata_pairs: strata_aligned_alloc(64)/strata_free (libstrata.a), size %zu, %ld pairs\n",
+                 size, n);
+    return 0;
+  }
   if (argc != 4 || (std::strcmp(argv[1], "strata") != 0 && std::strcmp(argv[1], "malloc") != 0)) {
-    std::fprintf(stderr, "usage: %s strata|malloc|append|strata-append <size|step> <iterations>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s strata|malloc|append|strata-append|strata-aligned <size|step> <iterations>\n",
+                 argv[0]);
     return 2;
   }
   const bool strata = std::strcmp(argv[1], "strata") == 0;

@@ -5,6 +5,7 @@
 #   scripts/callgrind-pairs.sh [build-dir]        (default: ./build)
 #
 # Environment: SIZES="16 64 256 1024"  APPENDS="1 8"  N1=100000  N2=200000  JOBS=<nproc>
+#              ONLY="strata strata.so" (only these cases; default: all)
 #              STRATA_COMMIT (shown in the header; default: git log -1)
 #
 # bench/pairs.cpp (target strata_pairs) runs a bare loop of N pairs
@@ -19,6 +20,7 @@
 # stays under 32 KiB; one free per 4096 calls is included), loop included
 # (about 10 instructions).  Cases:
 #   strata     strata_malloc/strata_free called directly (libstrata.a)
+#   strata.aligned64  strata_aligned_alloc(64, size)/strata_free (no append columns)
 #   strata.so  malloc/free with LD_PRELOAD=<build>/mm/libstrata.so (the override)
 #   glibc      malloc/free of glibc
 #   tbbmalloc, mimalloc, jemalloc, tcmalloc: malloc/free with LD_PRELOAD of the
@@ -48,6 +50,7 @@ STRATA_SO=$(readlink -f "$BUILD/mm/libstrata.so")
 # name  mode  preload (empty: none)  expected object of malloc (substring)
 CASES=(
   "strata strata - -"
+  "strata.aligned64 strata-aligned - -"
   "strata.so malloc $STRATA_SO libstrata.so"
   "glibc malloc - libc.so"
   "tbbmalloc malloc $LIBDIR/libtbbmalloc_proxy.so.2 libtbbmalloc"
@@ -64,6 +67,7 @@ run_one() {
   local name=$1 mode=$2 preload=$3 expect=$4 col=$5 n=$6
   local base=$TMP/$name-$col-$n size=$col
   if [[ $col == a* ]]; then
+    [ "$mode" = strata-aligned ] && { echo "-" >"$base.ir"; return 0; }
     size=${col#a}
     if [ "$mode" = strata ]; then mode=strata-append; else mode=append; fi
   fi
@@ -82,6 +86,7 @@ run_one() {
 present=()
 for c in "${CASES[@]}"; do
   read -r name mode preload expect <<<"$c"
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
   if [ "$preload" != - ] && [ ! -e "$preload" ]; then
     echo "callgrind-pairs: $name skipped ($preload not found)" >&2; continue
   fi

@@ -45,6 +45,9 @@ inline constexpr unsigned kCacheSlowStartSteps = 3;
 // and map spans by the thousand, each a system call, a TLB shootdown and up
 // to 16 page faults (about 11 us each on the benchmark VM).
 inline constexpr unsigned kFreeSpansKept = 16;
+// Spans in the first region mapped for spans; each later region doubles,
+// up to 16 times this (4 MiB): a big heap maps its spans in few system calls.
+inline constexpr unsigned kSpansPerMap = 4;
 inline constexpr unsigned kFreeSpansPerUsed = 4;
 inline constexpr std::uint64_t kFreeSpanDecayMs = 100;
 
@@ -80,6 +83,9 @@ inline constexpr std::size_t kMediumTopKeep = 64 * 1024;
 // paying a page fault for each of them (about 11 us on the benchmark VM).
 // strata_heap_trim / malloc_trim give the pages back at once.
 inline constexpr std::uint64_t kMediumTrimDelayMs = 100;
+// An aligned medium request looks at this many free blocks for an exact fit
+// before it takes one big enough for any placement (medium.cpp, bin_find_aligned).
+inline constexpr unsigned kMediumAlignedScan = 32;
 inline constexpr unsigned kMediumArenas = 8;  // medium arenas per heap (at most; one per CPU in use), each with its own lock
 static_assert((kMediumArenas & (kMediumArenas - 1)) == 0);
 
@@ -120,6 +126,10 @@ inline constexpr std::size_t kLargeCacheMaxBlock = std::size_t{64} << 20;  // la
 // block leaves kept mappings unused, so more fresh pages fault.
 inline constexpr std::size_t kLargeCopyMax = std::size_t{16} << 20;
 inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh cacheable mapping is at least this big
+// The smallest piece of a large mapping worth keeping: one chunk.  A piece
+// too small to serve a large request alone is still kept, because it merges
+// with its neighbours when they come back.
+inline constexpr std::size_t kLargeMinKeptPiece = kChunkSize;
 // A thread's last freed large block of up to this many mapped bytes waits in
 // its cache (one block per thread and heap) for the thread's next large
 // request of about its size, which then takes it without the tier's lock or
@@ -127,6 +137,16 @@ inline constexpr std::size_t kLargeMapMin = std::size_t{4} << 20;  // a fresh ca
 // mappings, about six atomic operations and 100 chunk-map entries).
 inline constexpr std::size_t kLargeParkMax = std::size_t{16} << 20;
 
+// ---- thread caches ----
+// Thread slots: a thread's slot indexes each heap's directory of its caches,
+// kSlotsPerDirPage slots to a directory page.
+inline constexpr unsigned kSlotsPerDirPage = 256;
+inline constexpr unsigned kMaxThreadSlots = 65536;
+// Functions a copy of strata runs at its finalisation (process exit, or the
+// unload of the module that carries it): process.cpp.
+inline constexpr unsigned kMaxFinalizers = 16;
+
+static_assert(kMaxThreadSlots % kSlotsPerDirPage == 0);
 static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
 static_assert(kMaxMediumBlock % kMediumGranule == 0);
 static_assert(kMaxMediumBlock / kMediumGranule <= kMediumPoolGranules);

@@ -1,41 +1,38 @@
 // strata — the large tier: one mapping per block, 64 KiB granular, grown and
 // shrunk in place with mremap; one that must move is copied up to
-// kLargeCopyMax (api.cpp's realloc) and moved with mremap above.
+// kLargeCopyMax (realloc.cpp) and moved with mremap above.
 // The header (LargeBlock) sits just below the user pointer, inside the mapping.
 #include "heap.hpp"
+#include "list.hpp"
 #include "os.hpp"
 
 namespace strata::detail {
 
 namespace {
 
+// Live (and parked) blocks are on LargeTier::blocks, kept mappings on
+// LargeTier::cached; a block is on one of them at a time.
+using LargeList = IntrusiveList<&LargeBlock::next, &LargeBlock::prev>;
+
 void link_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  lb->prev = nullptr;
-  lb->next = t.blocks;
-  if (t.blocks) t.blocks->prev = lb;
-  t.blocks = lb;
+  LargeList::push_front(t.blocks, lb);
   t.count++;
   t.bytes += lb->map_size;
 }
 void unlink_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  if (lb->prev) lb->prev->next = lb->next; else t.blocks = lb->next;
-  if (lb->next) lb->next->prev = lb->prev;
+  LargeList::remove(t.blocks, lb);
   t.count--;
   t.bytes -= lb->map_size;
 }
 
 void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
   set_large_magic(lb, kLargeCachedMagic);
-  lb->prev = nullptr;
-  lb->next = t.cached;
-  if (t.cached) t.cached->prev = lb;
-  t.cached = lb;
+  LargeList::push_front(t.cached, lb);
   t.cached_count++;
   t.cached_bytes += lb->map_size;
 }
 void cache_remove_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  if (lb->prev) lb->prev->next = lb->next; else t.cached = lb->next;
-  if (lb->next) lb->next->prev = lb->prev;
+  LargeList::remove(t.cached, lb);
   t.cached_count--;
   t.cached_bytes -= lb->map_size;
 }
@@ -49,11 +46,11 @@ LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
   return best;
 }
 
-// The smallest piece worth keeping: one chunk.  A piece too small to serve a
-// large request alone is still kept, because it merges with its neighbours
-// when they come back (giving touched pages back to the OS only to fault
-// fresh ones in soon after is what makes large-block churn slow).
-constexpr std::size_t kMinKeptPiece = kChunkSize;
+// The smallest piece worth keeping is kLargeMinKeptPiece (config.hpp): a
+// piece too small to serve a large request alone is still kept, because it
+// merges with its neighbours when they come back (giving touched pages back
+// to the OS only to fault fresh ones in soon after is what makes large-block
+// churn slow).
 
 // Rule: a large block's header is read through the chunk map under the tier
 // lock (kept_block_at, the left-neighbour look-up), so a block leaves the map
@@ -229,7 +226,7 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   // its left neighbour is this live block and never a stale entry).
   if (spare) {
     bool kept = false;
-    if (spare >= kMinKeptPiece) {
+    if (spare >= kLargeMinKeptPiece) {
       LockGuard g(h->large.lock);
       kept = make_kept_locked(h, base + map_size, spare) != nullptr;
     }
@@ -316,7 +313,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
     char* tail = lb->base + new_map;
     std::size_t rest = old_map - new_map;
     bool kept = false;
-    if (rest >= kMinKeptPiece) {
+    if (rest >= kLargeMinKeptPiece) {
       LockGuard g(h->large.lock);
       kept = make_kept_locked(h, tail, rest) != nullptr;
     }
@@ -335,7 +332,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
         std::size_t rest = right->map_size - grow;
         if (rest) {
           char* tail = lb->base + new_map;
-          if (rest < kMinKeptPiece || !make_kept_locked(h, tail, rest)) {
+          if (rest < kLargeMinKeptPiece || !make_kept_locked(h, tail, rest)) {
             drop = tail;
             drop_size = rest;
           }
@@ -421,21 +418,68 @@ std::size_t large_trim(Heap* h) noexcept {
 }
 
 void large_release_all(Heap* h) noexcept {
-  for (LargeBlock* lb = h->large.cached; lb;) {
-    LargeBlock* next = lb->next;
-    heap_unmap(h, lb->base, lb->map_size);
-    lb = next;
+  LargeTier& t = h->large;
+  LockGuard g(t.lock);
+  for (LargeBlock* list : {t.cached, t.blocks}) {
+    while (list) {
+      LargeBlock* next = list->next;
+      char* base = list->base;
+      std::size_t size = list->map_size;
+      set_large_magic(list, 0);
+      heap_unmap(h, base, size);
+      list = next;
+    }
   }
-  h->large.cached = nullptr;
-  h->large.cached_count = h->large.cached_bytes = 0;
-  LargeBlock* lb = h->large.blocks;
-  while (lb) {
-    LargeBlock* next = lb->next;
-    heap_unmap(h, lb->base, lb->map_size);
-    lb = next;
+  t.blocks = t.cached = nullptr;
+  t.count = t.bytes = t.cached_count = t.cached_bytes = 0;
+}
+
+bool large_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
+  LargeTier& t = h->large;
+  LockGuard g(t.lock);
+  for (LargeBlock* lb = t.blocks; lb; lb = lb->next) {
+    const bool live = large_magic(lb) == kLargeMagic;  // else parked in a thread cache
+    if (!live && !with_free) continue;
+    if (!visit(BlockInfo{lb->user, large_usable(lb), h, Tier::kLarge, 0, live}, ctx)) return false;
   }
-  h->large.blocks = nullptr;
-  h->large.count = h->large.bytes = 0;
+  if (with_free)
+    for (LargeBlock* lb = t.cached; lb; lb = lb->next)
+      if (!visit(BlockInfo{lb->user, large_usable(lb), h, Tier::kLarge, 0, false}, ctx)) return false;
+  return true;
+}
+
+void large_validate(Heap* h) noexcept {
+  LargeTier& t = h->large;
+  LockGuard g(t.lock);
+  std::size_t count = 0, bytes = 0;
+  auto check_index = [](LargeBlock* lb) {
+    for (std::size_t off = 0; off < lb->map_size; off += kChunkSize) {
+      std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(lb->base + off));
+      STRATA_CHECK(chunk_map::kind_of(e) == ChunkKind::kLarge && chunk_map::owner_of<LargeBlock>(e) == lb,
+                   "[L2] a chunk of a large block does not map to its header");
+    }
+  };
+  for (LargeBlock* lb = t.blocks; lb; lb = lb->next) {
+    std::uint64_t magic = large_magic(lb);
+    STRATA_CHECK((magic == kLargeMagic || magic == kLargeParkedMagic) && lb->heap == h,
+                 "[L1] a live large block's header was overwritten");
+    STRATA_CHECK(static_cast<char*>(lb->user) - kLargeHeaderSize == reinterpret_cast<char*>(lb) &&
+                     reinterpret_cast<char*>(lb) >= lb->base && lb->map_size % kChunkSize == 0,
+                 "[L1] a live large block's header does not describe its mapping");
+    check_index(lb);
+    ++count;
+    bytes += lb->map_size;
+  }
+  STRATA_CHECK(count == t.count && bytes == t.bytes, "[L3] the large tier's live counts are wrong");
+  count = bytes = 0;
+  for (LargeBlock* lb = t.cached; lb; lb = lb->next) {
+    STRATA_CHECK(large_magic(lb) == kLargeCachedMagic && lb->heap == h && lb->base == reinterpret_cast<char*>(lb),
+                 "[L1] a kept large mapping's header was overwritten");
+    check_index(lb);
+    ++count;
+    bytes += lb->map_size;
+  }
+  STRATA_CHECK(count == t.cached_count && bytes == t.cached_bytes, "[L3] the large tier's kept counts are wrong");
 }
 
 }  // namespace strata::detail

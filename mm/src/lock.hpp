@@ -4,8 +4,8 @@
 //
 // Lock ranks (take only in increasing rank; docs/design.md has the list):
 //   1 g_heaps_lock (heap list, thread slots)   2 Heap::meta_lock
-//   3 SizeClass::lock (per class, any order never nested)   4 Heap::medium[i].lock (arenas; in index order when several are held: fork)
-//   5 Heap::large.lock   6 Heap::span_lock
+//   3 SizeClass::lock (per class, any order never nested)   4 Heap::medium_locks[i] (arenas; in index order when several are held: fork)
+//   5 Heap::large.lock   6 Heap::spans.lock (the span store)
 #pragma once
 #include <atomic>
 #include <cstdint>

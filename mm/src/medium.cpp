@@ -5,11 +5,17 @@
 // block is freed into the arena of its pool.  Empty pools are returned to the
 // OS beyond kEmptyMediumPoolsKept per arena.
 #include "heap.hpp"
+#include "list.hpp"
 #include "os.hpp"
 
 namespace strata::detail {
 
+std::atomic<std::uint64_t> g_medium_trim_delay_ms{kMediumTrimDelayMs};
+
 namespace {
+
+using PoolList = IntrusiveList<&MediumPool::next, &MediumPool::prev>;  // MediumTier::pools
+using BinList = IntrusiveList<&MediumFree::next, &MediumFree::prev>;   // MediumTier::bins[i]
 
 inline unsigned bin_index(std::size_t bytes) noexcept {
   std::size_t g = bytes / kMediumGranule;
@@ -118,10 +124,7 @@ inline void maybe_sweep_trims_locked(MediumTier& m) noexcept {
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size);
-  f->prev = nullptr;
-  f->next = m.bins[i];
-  if (f->next) f->next->prev = f;
-  m.bins[i] = f;
+  BinList::push_front(m.bins[i], f);
   m.bin_mask[i / 32] |= 1u << (i % 32);
   m.group_mask |= 1u << (i / 32);
 }
@@ -129,8 +132,7 @@ void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
 void bin_remove(MediumTier& m, char* block) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size_of(&f->tag));
-  if (f->prev) f->prev->next = f->next; else m.bins[i] = f->next;
-  if (f->next) f->next->prev = f->prev;
+  BinList::remove(m.bins[i], f);
   if (!m.bins[i]) {
     m.bin_mask[i / 32] &= ~(1u << (i % 32));
     if (!m.bin_mask[i / 32]) m.group_mask &= ~(1u << (i / 32));
@@ -160,21 +162,20 @@ char* bin_find(MediumTier& m, std::size_t need) noexcept {
 // A free block that an aligned request fits in (lock held): the first one,
 // from the smallest bin that can hold `need` up, whose first user pointer
 // aligned to `align` leaves `need` bytes before its end; at most
-// kAlignedScan blocks are looked at, then the smallest block of
+// kMediumAlignedScan blocks are looked at, then the smallest block of
 // need + align - kMediumGranule bytes, which always fits.  (Asking for the
 // latter only, as all aligned requests once did, skips exact fits: a freed
 // 64 KiB-aligned block of 64 KiB was never reused by the same request.)
 char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align) noexcept {
-  constexpr unsigned kAlignedScan = 32;
   unsigned looked = 0;
-  for (unsigned i = bin_index(need); i < kMediumBins && looked < kAlignedScan; ++i) {
+  for (unsigned i = bin_index(need); i < kMediumBins && looked < kMediumAlignedScan; ++i) {
     std::uint32_t mask = m.bin_mask[i / 32] & (~0u << (i % 32));
     if (!mask) {
       i = (i / 32) * 32 + 31;  // the next group
       continue;
     }
     i = (i / 32) * 32 + static_cast<unsigned>(__builtin_ctz(mask));
-    for (MediumFree* f = m.bins[i]; f && looked < kAlignedScan; f = f->next, ++looked) {
+    for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = f->next, ++looked) {
       auto b = reinterpret_cast<std::uintptr_t>(f);
       if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need <= b + size_of(&f->tag))
         return reinterpret_cast<char*>(f);
@@ -211,10 +212,7 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   pool->top_keep = kMediumTopKeep;
   pool->trimmed = false;
   pool->trim_since_ms = 0;
-  pool->prev = nullptr;
-  pool->next = m.pools;
-  if (m.pools) m.pools->prev = pool;
-  m.pools = pool;
+  PoolList::push_front(m.pools, pool);
   m.pool_count++;
   m.empty_pools++;
   char* data = data_of(pool);
@@ -230,8 +228,7 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
 
 void pool_destroy_locked(Heap* h, MediumPool* pool) noexcept {
   MediumTier& m = *pool->arena;
-  if (pool->prev) pool->prev->next = pool->next; else m.pools = pool->next;
-  if (pool->next) pool->next->prev = pool->prev;
+  PoolList::remove(m.pools, pool);
   m.pool_count--;
   pool->magic = 0;
   heap_unmap(h, pool, kMediumPoolSize);
@@ -565,13 +562,80 @@ std::size_t medium_trim(Heap* h) noexcept {
 
 void medium_release_all(Heap* h) noexcept {
   for (MediumTier& m : h->medium) {
+    LockGuard g(medium_lock(h, m));
     MediumPool* pool = m.pools;
     while (pool) {
       MediumPool* next = pool->next;
+      pool->magic = 0;
       heap_unmap(h, pool, kMediumPoolSize);
       pool = next;
     }
-    m.pools = nullptr;
+    m = MediumTier{};  // as freshly constructed: no pools, empty bins and masks, zero counts
+  }
+}
+
+namespace {
+// Whether a live block's user pointer carries the free cookie, as a thread
+// that holds it in its medium cache may be changing it: a relaxed snapshot.
+__attribute__((no_sanitize("thread"))) inline bool carries_cookie(const char* user, std::uintptr_t sec) noexcept {
+  return *reinterpret_cast<const volatile std::uintptr_t*>(user + sizeof(void*)) ==
+         (reinterpret_cast<std::uintptr_t>(user) ^ sec);
+}
+}  // namespace
+
+bool medium_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
+  const std::uintptr_t sec = secret();
+  for (MediumTier& m : h->medium) {
+    LockGuard g(medium_lock(h, m));
+    for (MediumPool* pool = m.pools; pool; pool = pool->next) {
+      for (char* b = data_of(pool); b < data_end(pool);) {
+        const std::size_t sz = size_of(tag_at(b));
+        // A tag a program overwrote cannot be followed: the rest of the
+        // pool is skipped (medium_validate reports it).
+        if (!sz || sz % kMediumGranule || sz > static_cast<std::size_t>(data_end(pool) - b)) break;
+        char* user = b + kMediumHeaderSize;
+        // A block in a thread's medium cache is in use to the tier and
+        // carries the free cookie: free to the program.
+        const bool live = (tag_at(b)->size_flags & kInUse) && !carries_cookie(user, sec);
+        if (live || with_free) {
+          const BlockInfo info{user, sz - kMediumHeaderSize, h, Tier::kMedium, 0, live};
+          if (!visit(info, ctx)) return false;
+        }
+        b += sz;
+      }
+    }
+  }
+  return true;
+}
+
+void medium_validate(Heap* h) noexcept {
+  for (MediumTier& m : h->medium) {
+    LockGuard g(medium_lock(h, m));
+    std::size_t pools = 0, empty = 0, blocks = 0, bytes = 0;
+    for (MediumPool* pool = m.pools; pool; pool = pool->next) {
+      STRATA_CHECK(pool->magic == kMediumPoolMagic && pool->heap == h && pool->arena == &m,
+                   "[M0] a medium pool's header was overwritten or it is on another arena's list");
+      validate_pool_locked(m, pool);
+      ++pools;
+      if (!pool->used_blocks) ++empty;
+      blocks += pool->used_blocks;
+      bytes += pool->used_bytes;
+    }
+    STRATA_CHECK(pools == m.pool_count && empty == m.empty_pools, "[M5] an arena's pool counts are wrong");
+    STRATA_CHECK(blocks == m.blocks && bytes == m.bytes, "[M5] an arena's block counts are not its pools' sums");
+    // Every bin holds free blocks of this arena's pools of the bin's size;
+    // the masks say which bins hold any.
+    for (unsigned i = 0; i < kMediumBins; ++i) {
+      const bool bit = (m.bin_mask[i / 32] >> (i % 32)) & 1;
+      STRATA_CHECK(bit == (m.bins[i] != nullptr), "[M6] a bin's mask bit does not say whether it holds a block");
+      for (MediumFree* f = m.bins[i]; f; f = f->next) {
+        STRATA_CHECK(!(f->tag.size_flags & kInUse) && bin_index(size_of(&f->tag)) == i,
+                     "[M6] a bin holds a block in use or of another size");
+        STRATA_CHECK(pool_of(reinterpret_cast<char*>(f))->arena == &m, "[M6] a bin holds a block of another arena");
+      }
+    }
+    for (unsigned g32 = 0; g32 < kMediumBins / 32; ++g32)
+      STRATA_CHECK(((m.group_mask >> g32) & 1) == (m.bin_mask[g32] != 0), "[M6] a group mask bit is wrong");
   }
 }
 

@@ -42,5 +42,7 @@ std::uint64_t random_u64() noexcept;
 // Reads an environment variable without allocating (nullptr if absent or the
 // environment is not yet available).
 const char* getenv_raw(const char* name) noexcept;
+// Whether the environment can be read yet (very early in start-up it cannot).
+bool environment_ready() noexcept;
 
 }  // namespace strata::detail::os

@@ -125,6 +125,8 @@ unsigned cpu_count() noexcept {
   return count ? count : 1;
 }
 
+bool environment_ready() noexcept { return environ != nullptr; }
+
 const char* getenv_raw(const char* name) noexcept {
   char** env = environ;
   if (!env) return nullptr;

@@ -13,18 +13,23 @@
 #include <cstdint>
 #include <cstring>
 
-#include "os.hpp"
+
+#include "options.hpp"
+#include "process.hpp"
 
 extern "C" __attribute__((visibility("hidden"))) void strata_detail_mark_not_unloadable() noexcept;
 
 namespace {
-__attribute__((constructor)) void mark() { strata_detail_mark_not_unloadable(); }
+// STRATA_SHOW_STATS=1: a summary of the process heap on stderr at exit,
+// from strata's finalisation point (process.hpp).  The option is read then,
+// by walking environ (no getenv, no allocation).
+void show_stats_at_exit(void*) noexcept {
+  if (strata::detail::option_enabled(strata::detail::Option::kShowStats)) strata_print_summary(nullptr, 2);
+}
 
-// STRATA_SHOW_STATS=1: a summary of the process heap on stderr at exit.  The
-// variable is read by walking environ (no getenv, no allocation), at exit.
-__attribute__((destructor)) void show_stats_at_exit() {
-  const char* v = strata::detail::os::getenv_raw("STRATA_SHOW_STATS");
-  if (v && *v && !(v[0] == '0' && v[1] == 0)) strata_print_summary(nullptr, 2);
+__attribute__((constructor)) void mark() {
+  strata_detail_mark_not_unloadable();
+  strata::detail::process_on_finalize(show_stats_at_exit, nullptr);
 }
 
 strata_heap_summary_t summary() noexcept {

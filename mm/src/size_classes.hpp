@@ -82,7 +82,7 @@ inline constexpr std::uint32_t class_reciprocal(unsigned c) noexcept {
 // under these block sizes (in granules, tag included), spaced at most 1/8
 // apart: 11..16, then steps of 2, 4, 8, ... granules up to the largest
 // medium block.  A block is filed under the largest class not above its
-// size (medium_cache_push and medium_cache_pop in api.cpp).
+// size (medium_cache_push and medium_cache_pop in fast_path.hpp).
 inline constexpr auto kMediumClassGranules = [] {
   std::array<std::uint16_t, 55> t{};
   unsigned n = 0;

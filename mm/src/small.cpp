@@ -4,46 +4,49 @@
 // blocks onto the class's lock-free pending list, which the next lock holder
 // takes over (FastMM5).
 #include "heap.hpp"
+#include "list.hpp"
 #include "os.hpp"
 
 namespace strata::detail {
 
 namespace {
 
-inline Span* span_of(const void* p) noexcept {
-  return reinterpret_cast<Span*>(reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1));
-}
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
-constexpr unsigned kSpansPerMap = 4;  // spans in the first region; later ones double, up to 16x
+using FreeSpans = IntrusiveList<&Span::next, &Span::prev>;     // SpanStore::free (with its tail)
+using AllSpans = IntrusiveList<&Span::all_next, &Span::all_prev>;  // SpanStore::all
+using PartialSpans = IntrusiveList<&Span::next, &Span::prev>;   // a class's or an owner's partial list
+using OwnedSpans = IntrusiveList<&Span::own_next, &Span::own_prev>;  // ThreadCache::owned[c]
 
-// The free-span list (span_lock held): newest first, doubly linked, so the
+// [S1]-[S4] for one span (its class lock held).  O(span + its lists).
+void validate_span_locked(Heap* h, SizeClass& sc, Span* s) noexcept;
+inline void maybe_validate_span(Heap* h, SizeClass& sc, Span* s) noexcept {
+  if constexpr (kDebugLevel >= 3) validate_span_locked(h, sc, s);
+  else (void)h, (void)sc, (void)s;
+}
+
+// The free-span list (spans.lock held): newest first, doubly linked, so the
 // newest (most likely still in cache) is reused and the oldest decays.
 void free_push_locked(Heap* h, Span* s) noexcept {
-  s->prev = nullptr;
-  s->next = h->free_spans;
-  if (h->free_spans) h->free_spans->prev = s; else h->free_spans_tail = s;
-  h->free_spans = s;
-  h->free_span_count++;
+  FreeSpans::push_front(h->spans.free, h->spans.free_tail, s);
+  h->spans.free_count++;
 }
 void free_remove_locked(Heap* h, Span* s) noexcept {
-  if (s->prev) s->prev->next = s->next; else h->free_spans = s->next;
-  if (s->next) s->next->prev = s->prev; else h->free_spans_tail = s->prev;
-  h->free_span_count--;
+  FreeSpans::remove(h->spans.free, h->spans.free_tail, s);
+  h->spans.free_count--;
 }
-// Takes a span that is on no list but all_spans off the heap's books
-// (span_lock held); the caller unmaps it.
+// Takes a span that is on no list but SpanStore::all off the heap's books
+// (spans.lock held); the caller unmaps it.
 void span_forget_locked(Heap* h, Span* s) noexcept {
-  if (s->all_prev) s->all_prev->all_next = s->all_next; else h->all_spans = s->all_next;
-  if (s->all_next) s->all_next->all_prev = s->all_prev;
-  h->span_count--;
+  AllSpans::remove(h->spans.all, s);
+  h->spans.count--;
 }
-// Unmaps the never-used rest of the last span region (span_lock held):
+// Unmaps the never-used rest of the last span region (spans.lock held):
 // untouched, so it is address space, not memory.
 void fresh_spans_release_locked(Heap* h) noexcept {
-  if (h->fresh_spans != h->fresh_spans_end)
-    heap_unmap(h, h->fresh_spans, static_cast<std::size_t>(h->fresh_spans_end - h->fresh_spans));
-  h->fresh_spans = h->fresh_spans_end = nullptr;
+  if (h->spans.fresh != h->spans.fresh_end)
+    heap_unmap(h, h->spans.fresh, static_cast<std::size_t>(h->spans.fresh_end - h->spans.fresh));
+  h->spans.fresh = h->spans.fresh_end = nullptr;
 }
 
 // A span for class c: the newest free span, else the next fresh span of the
@@ -54,13 +57,13 @@ void fresh_spans_release_locked(Heap* h) noexcept {
 Span* span_acquire(Heap* h, unsigned c) noexcept {
   Span* s;
   {
-    LockGuard g(h->span_lock);
-    s = h->free_spans;
+    LockGuard g(h->spans.lock);
+    s = h->spans.free;
     if (s) {
       free_remove_locked(h, s);
     } else {
-      if (h->fresh_spans == h->fresh_spans_end) {
-        unsigned shift = h->span_regions < 4 ? h->span_regions : 4;
+      if (h->spans.fresh == h->spans.fresh_end) {
+        unsigned shift = h->spans.regions < 4 ? h->spans.regions : 4;
         std::size_t n = std::size_t{kSpansPerMap} << shift;
         char* mem = static_cast<char*>(heap_map(h, n * kSpanSize, ChunkKind::kNone, nullptr, "strata:small"));
         if (!mem && n > 1) {  // short of address space or memory: one span will do
@@ -68,19 +71,16 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
           mem = static_cast<char*>(heap_map(h, kSpanSize, ChunkKind::kNone, nullptr, "strata:small"));
         }
         if (!mem) return nullptr;
-        h->span_regions++;
-        h->fresh_spans = mem;
-        h->fresh_spans_end = mem + n * kSpanSize;
+        h->spans.regions++;
+        h->spans.fresh = mem;
+        h->spans.fresh_end = mem + n * kSpanSize;
       }
-      s = reinterpret_cast<Span*>(h->fresh_spans);
-      h->fresh_spans += kSpanSize;
+      s = reinterpret_cast<Span*>(h->spans.fresh);
+      h->spans.fresh += kSpanSize;
       chunk_map::set_range(s, kSpanSize, chunk_map::make(s, ChunkKind::kSmall));
       s->heap = h;
-      s->all_prev = nullptr;
-      s->all_next = h->all_spans;
-      if (h->all_spans) h->all_spans->all_prev = s;
-      h->all_spans = s;
-      h->span_count++;
+      AllSpans::push_front(h->spans.all, s);
+      h->spans.count++;
     }
   }
   s->secret = secret();
@@ -109,11 +109,11 @@ void span_release(Heap* h, Span* s) noexcept {
   s->assigned = false;
   std::uint64_t now = os::now_ms();
   s->freed_ms = now;
-  LockGuard g(h->span_lock);
+  LockGuard g(h->spans.lock);
   free_push_locked(h, s);
-  if (now < h->span_purge_ms + kFreeSpanDecayMs) return;
-  h->span_purge_ms = now;
-  std::size_t in_use = h->span_count - h->free_span_count;
+  if (now < h->spans.purge_ms + kFreeSpanDecayMs) return;
+  h->spans.purge_ms = now;
+  std::size_t in_use = h->spans.count - h->spans.free_count;
   std::size_t limit = in_use / kFreeSpansPerUsed > kFreeSpansKept ? in_use / kFreeSpansPerUsed : kFreeSpansKept;
   // Unmapped in address order, adjacent spans (common: regions are carved
   // in order) in one system call.
@@ -122,8 +122,8 @@ void span_release(Heap* h, Span* s) noexcept {
   bool more = true;
   while (more) {
     unsigned n = 0;
-    while (n < kBatch && h->free_span_count > limit) {
-      Span* old = h->free_spans_tail;
+    while (n < kBatch && h->spans.free_count > limit) {
+      Span* old = h->spans.free_tail;
       if (old->freed_ms + kFreeSpanDecayMs > now) break;
       free_remove_locked(h, old);
       span_forget_locked(h, old);
@@ -147,16 +147,11 @@ inline Span*& partial_head(SizeClass& sc, Span* s) noexcept {
   return o ? o->own_partial[s->size_class] : sc.partial;
 }
 void partial_push(SizeClass& sc, Span* s) noexcept {
-  Span*& head = partial_head(sc, s);
   s->in_partial = true;
-  s->prev = nullptr;
-  s->next = head;
-  if (head) head->prev = s;
-  head = s;
+  PartialSpans::push_front(partial_head(sc, s), s);
 }
 void partial_remove(SizeClass& sc, Span* s) noexcept {
-  if (s->prev) s->prev->next = s->next; else partial_head(sc, s) = s->next;
-  if (s->next) s->next->prev = s->prev;
+  PartialSpans::remove(partial_head(sc, s), s);
   s->in_partial = false;
 }
 
@@ -164,19 +159,14 @@ void partial_remove(SizeClass& sc, Span* s) noexcept {
 // list: the caller takes it off first and puts it back after.
 void claim_locked(ThreadCache* tc, Span* s) noexcept {
   STRATA_ASSERT_INTERNAL(!s->in_partial && s->owner.load(std::memory_order_relaxed) == nullptr);
-  Span*& head = tc->owned[s->size_class];
-  s->own_prev = nullptr;
-  s->own_next = head;
-  if (head) head->own_prev = s;
-  head = s;
+  OwnedSpans::push_front(tc->owned[s->size_class], s);
   s->owner.store(tc, std::memory_order_relaxed);
 }
 void unclaim_locked(Span* s) noexcept {
   ThreadCache* o = s->owner.load(std::memory_order_relaxed);
   if (!o) return;
   STRATA_ASSERT_INTERNAL(!s->in_partial);
-  if (s->own_prev) s->own_prev->own_next = s->own_next; else o->owned[s->size_class] = s->own_next;
-  if (s->own_next) s->own_next->own_prev = s->own_prev;
+  OwnedSpans::remove(o->owned[s->size_class], s);
   s->owner.store(nullptr, std::memory_order_relaxed);
 }
 
@@ -199,7 +189,9 @@ void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
     unclaim_locked(s);
     sc.span_count--;
     span_release(h, s);
+    return;
   }
+  maybe_validate_span(h, sc, s);
 }
 
 void drain_pending_locked(Heap* h, SizeClass& sc) noexcept {
@@ -299,6 +291,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
     STRATA_ASSERT_INTERNAL(carved <= s->capacity && used <= carved);
     s->used.set(used);
     if (!s->free_list && carved == s->capacity) partial_remove(sc, s);
+    maybe_validate_span(h, sc, s);
   }
   *head_out = head;
   *tail_out = tail;
@@ -339,8 +332,7 @@ void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint
   sc.lock.unlock();
 }
 
-void* small_alloc_slow(Heap* h, unsigned c) noexcept {
-  ThreadCache* tc = cache_for(h);
+void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
   SizeClass& sc = h->classes[c];
   Block *head, *tail;
   std::uint32_t want = 1;
@@ -413,8 +405,8 @@ void small_flush_cache(ThreadCache* tc) noexcept {
 
 std::size_t small_trim(Heap* h) noexcept {
   std::size_t released = 0;
-  LockGuard g(h->span_lock);
-  while (Span* s = h->free_spans) {
+  LockGuard g(h->spans.lock);
+  while (Span* s = h->spans.free) {
     free_remove_locked(h, s);
     span_forget_locked(h, s);
     heap_unmap(h, s, kSpanSize);
@@ -425,15 +417,127 @@ std::size_t small_trim(Heap* h) noexcept {
 }
 
 void small_release_all(Heap* h) noexcept {
-  Span* s = h->all_spans;
-  while (s) {
+  LockGuard g(h->spans.lock);
+  // Spans of one region sit next to each other (carved in address order,
+  // listed newest first): each run of neighbours goes in one munmap.
+  char* lo = nullptr;
+  char* hi = nullptr;
+  for (Span* s = h->spans.all; s;) {
     Span* next = s->all_next;
-    heap_unmap(h, s, kSpanSize);
+    auto* p = reinterpret_cast<char*>(s);
+    if (lo && p == lo - kSpanSize) {
+      lo = p;
+    } else if (lo && p == hi) {
+      hi += kSpanSize;
+    } else {
+      if (lo) heap_unmap(h, lo, static_cast<std::size_t>(hi - lo));
+      lo = p;
+      hi = p + kSpanSize;
+    }
     s = next;
   }
+  if (lo) heap_unmap(h, lo, static_cast<std::size_t>(hi - lo));
   fresh_spans_release_locked(h);
-  h->all_spans = h->free_spans = h->free_spans_tail = nullptr;
-  h->span_count = h->free_span_count = 0;
+  // As freshly constructed (the locks are left alone: nobody holds them).
+  SpanStore& st = h->spans;
+  st.all = st.free = st.free_tail = nullptr;
+  st.purge_ms = 0;
+  st.regions = 0;
+  st.count = st.free_count = 0;
+  for (SizeClass& sc : h->classes) {
+    sc.partial = nullptr;
+    sc.pending.store(nullptr, std::memory_order_relaxed);
+    sc.span_count = 0;
+  }
+}
+
+namespace {
+// A block's free cookie as another thread may be writing it (a thread cache
+// pops and pushes without the class lock): a relaxed snapshot.
+__attribute__((no_sanitize("thread"))) inline bool carries_cookie(const Block* b, std::uintptr_t sec) noexcept {
+  return *static_cast<const volatile std::uintptr_t*>(&b->cookie) == (reinterpret_cast<std::uintptr_t>(b) ^ sec);
+}
+}  // namespace
+
+bool small_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
+  const std::uintptr_t sec = secret();
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    // The class lock keeps its spans' carved counts and free lists still,
+    // the store's lock keeps spans from being unmapped or reassigned.
+    LockGuard g(h->classes[c].lock);
+    LockGuard st(h->spans.lock);
+    for (Span* s = h->spans.all; s; s = s->all_next) {
+      if (!s->assigned || s->size_class != c) continue;
+      const std::uint32_t carved = s->carved.load(std::memory_order_acquire);
+      char* base = reinterpret_cast<char*>(s) + kSpanHeaderSize;
+      for (std::uint32_t i = 0; i < carved; ++i) {
+        auto* b = reinterpret_cast<Block*>(base + std::size_t{i} * s->block_size);
+        // Every free small block carries its cookie (on a span's free list,
+        // in a thread cache, on the pending list); a live one does not.
+        const bool live = !carries_cookie(b, sec);
+        if (!live && !with_free) continue;
+        const BlockInfo info{b, s->block_size, h, Tier::kSmall, static_cast<std::uint8_t>(c), live};
+        if (!visit(info, ctx)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+namespace {
+void validate_span_locked(Heap* h, SizeClass& sc, Span* s) noexcept {
+  STRATA_CHECK(s->heap == h && s->assigned, "[S0] a span of another heap, or a free span, on a class's books");
+  const unsigned c = s->size_class;
+  const std::uint32_t carved = s->carved.load(std::memory_order_relaxed);
+  STRATA_CHECK(s->block_size == kClassSize[c] && s->capacity == blocks_per_span(c), "[S0] span header overwritten");
+  STRATA_CHECK(carved <= s->capacity, "[S3] a span carved more blocks than it holds");
+  char* base = reinterpret_cast<char*>(s) + kSpanHeaderSize;
+  std::uint32_t n = 0;
+  for (Block* b = s->free_list; b; b = b->next) {
+    STRATA_CHECK(n < carved, "[S1] a span's free list is longer than its carved blocks (a loop?)");
+    STRATA_CHECK(span_of(b) == s, "[S1] a block of another span on a span's free list");
+    auto off = static_cast<std::size_t>(reinterpret_cast<char*>(b) - base);
+    STRATA_CHECK(off % s->block_size == 0 && off / s->block_size < carved, "[S1] a free-list entry is not a carved block");
+    STRATA_CHECK(carries_cookie(b, secret()), "[S1] a block on a span's free list has no free cookie");
+    if (!b->next) STRATA_CHECK(s->free_tail == b, "[S1] a span's free_tail is not its free list's last block");
+    ++n;
+  }
+  if (!s->free_list) STRATA_CHECK(!s->free_tail, "[S1] an empty free list with a tail");
+  STRATA_CHECK(s->used.get() == carved - n, "[S1] used != carved - |free_list|");
+  ThreadCache* o = s->owner.load(std::memory_order_relaxed);
+  STRATA_CHECK(s->in_partial == (s->free_list != nullptr || carved < s->capacity),
+               "[S2] in_partial does not say whether the span has a free or uncarved block");
+  if (s->in_partial)
+    STRATA_CHECK(PartialSpans::contains(o ? o->own_partial[c] : sc.partial, s), "[S2] a partial span missing from its list");
+  if (o) STRATA_CHECK(OwnedSpans::contains(o->owned[c], s), "[S4] an owned span missing from its owner's list");
+}
+}  // namespace
+
+void small_validate(Heap* h) noexcept {
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    SizeClass& sc = h->classes[c];
+    LockGuard g(sc.lock);
+    LockGuard st(h->spans.lock);
+    std::uint32_t spans = 0;
+    for (Span* s = h->spans.all; s; s = s->all_next) {
+      if (!s->assigned || s->size_class != c) continue;
+      validate_span_locked(h, sc, s);
+      ++spans;
+    }
+    STRATA_CHECK(spans == sc.span_count, "[S5] a class's span count is not the number of its spans");
+    for (Span* s = sc.partial; s; s = s->next)
+      STRATA_CHECK(s->assigned && s->size_class == c && !s->owner.load(std::memory_order_relaxed) && s->in_partial,
+                   "[S2] a span on a class's partial list that does not belong there");
+  }
+  LockGuard st(h->spans.lock);
+  std::size_t all = 0, free = 0;
+  for (Span* s = h->spans.all; s; s = s->all_next) ++all;
+  for (Span* s = h->spans.free; s; s = s->next) {
+    STRATA_CHECK(!s->assigned && s->heap == h, "[S6] an assigned span on the free-span list");
+    if (!s->next) STRATA_CHECK(h->spans.free_tail == s, "[S6] the free-span list's tail is wrong");
+    ++free;
+  }
+  STRATA_CHECK(all == h->spans.count && free == h->spans.free_count, "[S6] the span store's counts are wrong");
 }
 
 }  // namespace strata::detail

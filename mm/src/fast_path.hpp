@@ -1,0 +1,224 @@
+// strata — the fast paths, whole: what strata_malloc, strata_free and the
+// pool calls do without a lock or a call, and the slow paths they fall to.
+//
+//   malloc (process_malloc, heap_alloc): size <= kMaxSmallSize and the
+//     thread's bin for the class is non-empty -> pop.  (t_cache starts as
+//     g_empty_cache, whose bins are empty, so a thread's first call falls to
+//     the slow path without a branch on null.)
+//   free (heap_free): the chunk map says "small", the span is owned by the
+//     thread's cache, the pointer is exactly a carved block start and the
+//     block has no free cookie -> push onto the thread's bin; the bin
+//     overflowing sends a batch back to the blocks' spans.  A block of another
+//     thread's span (or of none's) goes to the thread's foreign bin instead,
+//     which returns it to its span in a batch.  When the chunk map says
+//     "medium" instead, free_medium (one call, no second lookup) puts a live
+//     block of the thread's arena into the thread's medium cache.
+//   Everything else: alloc_slow (alloc.cpp), free_slow / free_medium
+//   (free.cpp), heap_realloc (realloc.cpp).
+// Layer: above the heap; included by api.cpp and the slow-path files.
+#pragma once
+#include <errno.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "classify.hpp"
+#include "heap.hpp"
+
+namespace strata::detail {
+
+// ---- slow paths (alloc.cpp, free.cpp) ----
+// Any allocation the fast path does not serve: refills, medium and large
+// blocks; errno = ENOMEM when it returns null.
+STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept;
+// Classifies p and frees it, or reports why it cannot (expect: the heap p
+// must belong to, or null for any).
+STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept;
+// heap_free's medium case (see there).
+STRATA_SLOW_PATH void free_medium(void* p, std::uintptr_t e, ThreadCache* tc, Heap* expect, const char* op) noexcept;
+// Frees a block already classified as valid.
+void free_valid(const Info& in, void* p, const char* op) noexcept;
+STRATA_SLOW_PATH void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept;
+
+// ---- allocation ----
+STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
+  CacheBin& bin = tc->bins[c];
+  Block* b = bin.head;
+  if (STRATA_LIKELY(b != nullptr)) {
+    Block* next = b->next;
+    bin.head = next;
+    __builtin_prefetch(next, 1);
+    bin.room++;
+    b->cookie = 0;
+  }
+  return b;
+}
+
+// A medium block is as big as its request (in granules); a thread cache
+// files freed blocks under cache classes (sizes at most 1/8 apart, each
+// block under the largest class not above its size), so that they serve the
+// thread's later requests: a request takes the newest block of the class
+// below it if that one is big enough (a program that repeats a size gets
+// its block back), else one of its own class up, which always fits.  An
+// aligned request takes such a block only if it is aligned (one an earlier
+// aligned request of the thread left, typically).  `need` is at least the
+// smallest medium block.
+STRATA_FAST_PATH Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std::size_t align) noexcept {
+  auto aligned = [align](const Block* b) {
+    return align <= kMinAlign || (reinterpret_cast<std::uintptr_t>(b) & (align - 1)) == 0;
+  };
+  unsigned mc = kGranulesToMediumClass[need / kMediumGranule];
+  CacheBin* bin = &tc->medium_bins[mc];
+  Block* b = nullptr;
+  std::size_t size = 0;
+  if (medium_class_block(mc) != need) {
+    if (Block* f = tc->medium_bins[mc - 1].head; f && aligned(f) && (size = medium_block_size_racy(f)) >= need) {
+      bin = &tc->medium_bins[mc - 1];
+      b = f;
+    }
+  }
+  if (!b) {
+    b = bin->head;
+    if (!b || !aligned(b)) return nullptr;
+    size = medium_block_size_racy(b);
+  }
+  bin->head = b->next;
+  bin->room++;
+  tc->medium_cached_bytes -= size;
+  b->cookie = 0;
+  return b;
+}
+
+STRATA_FAST_PATH void* medium_alloc_cached(Heap* h, std::size_t n, std::size_t align = kMinAlign) noexcept {
+  if (ThreadCache* tc = cache_lookup_inline(h))
+    if (Block* b = medium_cache_pop(tc, align_up(n + kMediumHeaderSize, kMediumGranule), align)) return b;
+  return medium_alloc(h, n, align);
+}
+
+STRATA_FAST_PATH void* heap_alloc(Heap* h, std::size_t n) noexcept {
+  if (STRATA_LIKELY(n <= kMaxSmallSize)) {
+    if (ThreadCache* tc = cache_lookup_inline(h))
+      if (void* p = cache_pop(tc, size_to_class(n))) return p;
+  }
+  return alloc_slow(h, n);
+}
+
+// (n + 15) / 16 -> byte offset of the class's bin inside a ThreadCache.
+inline constexpr auto kSizeToBinOffset = [] {
+  std::array<std::uint16_t, kLookupEntries> t{};
+  for (std::size_t i = 0; i < kLookupEntries; ++i)
+    t[i] = static_cast<std::uint16_t>(offsetof(ThreadCache, bins) + kSizeToClass[i] * sizeof(CacheBin));
+  return t;
+}();
+
+// Aligned allocation for every tier: a small class whose blocks are aligned,
+// a medium block placed at the alignment, or a large mapping.  Inline, so
+// that strata_aligned_alloc's heap is a constant (the TLS cache path).
+inline void* heap_aligned_alloc(Heap* h, std::size_t align, std::size_t n) noexcept {
+  if (align == 0 || (align & (align - 1))) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align <= kMinAlign) return heap_alloc(h, n);
+  void* p = nullptr;
+  if (n <= kMaxSmallSize && align <= kSpanHeaderSize) {
+    // Blocks of a class whose size is a multiple of align are align-aligned
+    // (spans are 64 KiB aligned and blocks start at offset 256).
+    unsigned c = size_to_class(n);
+    while (c < kNumClasses && (kClassSize[c] & (align - 1))) ++c;  // align is a power of two: no division
+    if (c < kNumClasses) return heap_alloc(h, kClassSize[c]);
+  }
+  if (n <= kMaxMediumSize && align <= kChunkSize)
+    p = n > kMaxSmallSize ? medium_alloc_cached(h, n, align) : medium_alloc(h, n, align);
+  if (!p) p = large_alloc(h, n, align);
+  if (!p) errno = ENOMEM;
+  return p;
+}
+
+// strata_malloc: the process heap's fast path.
+STRATA_FAST_PATH void* process_malloc(std::size_t n) noexcept {
+  if (STRATA_LIKELY(n <= kMaxSmallSize)) {
+    std::size_t off = kSizeToBinOffset[(n + 15) >> 4];
+    auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(t_cache) + off);
+    Block* b = bin->head;
+    if (STRATA_LIKELY(b != nullptr)) {
+      Block* next = b->next;
+      b->cookie = 0;
+      bin->head = next;
+      bin->room++;
+      __builtin_prefetch(next, 1);  // the next pop's line, often last written by another core
+      return b;
+    }
+  }
+  return alloc_slow(&g_default_heap, n);
+}
+
+// ---- free --------------------------------------------------------------------
+STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
+  CacheBin& bin = tc->bins[c];
+  b->next = bin.head;
+  b->cookie = cookie;
+  bin.head = b;
+  if (STRATA_UNLIKELY(--bin.room < 0)) cache_overflow(tc, c);
+}
+
+inline void medium_bin_push(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept {
+  b->next = bin.head;
+  b->cookie = reinterpret_cast<std::uintptr_t>(b) ^ secret();
+  bin.head = b;
+  bin.room--;
+  tc->medium_cached_bytes += size;
+}
+// Puts medium block p of pool (a live start by the racy check of
+// medium_is_live_start) into thread cache tc, when tc is not null, the block
+// is of the thread's own arena (a block another thread allocated goes back
+// to its arena, where that thread finds it: a consumer thread's cache would
+// only hold memory it never reuses), and the cache has room.  False: the
+// caller frees it under the lock, where every doubtful case (a double free
+// included) is decided.
+inline bool medium_cache_push_live(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
+  if (!tc || pool->arena != tc->medium_arena) return false;
+  std::size_t size = medium_block_size_racy(p);
+  if (size < medium_class_block(0) || size > kMaxMediumBlock) return false;
+  unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
+  if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
+  CacheBin& bin = tc->medium_bins[mc];
+  if (bin.room <= 0) return false;  // the class holds its share
+  if (STRATA_UNLIKELY(tc->medium_cached_bytes >= kMediumCacheBudget))
+    medium_cache_push_over_budget(tc, bin, static_cast<Block*>(p), size);
+  else
+    medium_bin_push(tc, bin, static_cast<Block*>(p), size);
+  return true;
+}
+// The same for a block not yet known to be a live start.
+inline bool medium_cache_push(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
+  return medium_is_live_start(pool, p) && medium_cache_push_live(tc, pool, p);
+}
+
+STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const char* op) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  Span* s;
+  if (STRATA_LIKELY(small_block_start(a, e, &s))) {
+    std::uintptr_t cookie = a ^ s->secret;
+    auto* b = static_cast<Block*>(p);
+    if (STRATA_LIKELY(s->owner.load(std::memory_order_relaxed) == tc)) {  // a span of this thread's
+      if (STRATA_LIKELY(b->cookie != cookie)) {
+        auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(tc) + s->bin_offset);
+        b->next = bin->head;
+        b->cookie = cookie;
+        bin->head = b;
+        if (STRATA_UNLIKELY(--bin->room < 0)) cache_overflow(tc, s->size_class);
+        return;
+      }
+    } else if (s->heap == tc->heap && b->cookie != cookie) {  // another thread's span, or none's
+      return small_free_foreign(tc, s->size_class, b, cookie);
+    }
+  } else if (chunk_map::kind_of(e) == ChunkKind::kMedium) {
+    return free_medium(p, e, tc, expect, op);
+  }
+  free_slow(p, expect, op);
+}
+
+}  // namespace strata::detail

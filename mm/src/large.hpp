@@ -1,0 +1,89 @@
+// strata — the large tier's structures and entry points: one mapping per
+// block, 64 KiB granular, grown and shrunk in place with mremap; freed
+// mappings kept for reuse (merged with kept neighbours) and a thread's last
+// freed block parked in its cache.  The code is in large.cpp.
+// Layer: tier (below the heap; calls only mapping.hpp, chunk_map, lock, os).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "check.hpp"
+#include "config.hpp"
+#include "walk.hpp"
+#include "lock.hpp"
+
+namespace strata::detail {
+
+struct Heap;
+struct ThreadCache;
+
+inline constexpr std::uint64_t kLargeMagic = 0x5354524c41524745ull;        // "STRLARGE"
+inline constexpr std::uint64_t kLargeCachedMagic = 0x5354524c43414348ull;  // "STRLCACH": freed, kept mapped
+inline constexpr std::uint64_t kLargeParkedMagic = 0x5354524c5041524bull;  // "STRLPARK": freed, parked in a thread cache
+// The header sits just below the user pointer, inside the mapping.
+// Invariants (tier lock held; large_validate):
+//   [L1] every block on `blocks` has magic kLargeMagic or kLargeParkedMagic,
+//        every block on `cached` kLargeCachedMagic; heap == the tier's heap
+//   [L2] every chunk of [base, base + map_size) maps (chunk map) to the block
+//   [L3] count/bytes and cached_count/cached_bytes are the lists' sums
+struct LargeBlock {
+  std::uint64_t magic;   // read without the tier's lock: use large_magic / set_large_magic
+  Heap* heap;
+  LargeBlock* next;
+  LargeBlock* prev;
+  char* base;            // start of the mapping (64 KiB aligned); the header lies inside it
+  std::size_t map_size;  // bytes mapped, multiple of 64 KiB
+  void* user;            // the pointer handed out; the header sits just below it
+};
+static_assert(sizeof(LargeBlock) <= kLargeHeaderSize);
+
+struct LargeTier {
+  Lock lock;
+  LargeBlock* blocks = nullptr;
+  std::size_t count = 0;
+  std::size_t bytes = 0;         // mapped bytes of live large blocks
+  LargeBlock* cached = nullptr;  // freed blocks kept mapped for reuse (magic kLargeCachedMagic)
+  std::size_t cached_count = 0;
+  std::size_t cached_bytes = 0;
+};
+
+// ---- large.cpp ----
+// A block of at least `size` bytes aligned to `align`.  With use_cache, a
+// kept freed mapping may be reused (its contents are then not zero).
+void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache = true) noexcept;
+std::size_t large_trim(Heap* h) noexcept;  // unmaps the kept freed mappings
+void large_free(Heap* h, LargeBlock* lb) noexcept;
+// Resizes in place (mremap without moving); true on success.
+bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
+// Moves the block to a new mapping of at least new_size usable bytes without
+// copying (mremap); returns the new user pointer or null.
+void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
+inline std::size_t large_usable(const LargeBlock* lb) noexcept {
+  return static_cast<std::size_t>(lb->base + lb->map_size - static_cast<char*>(lb->user));
+}
+// Unmaps every block and kept mapping of h and leaves the tier as freshly
+// constructed (parked blocks are on the live list: they go too).
+void large_release_all(Heap* h) noexcept;
+// Calls visit for every live block of h (and kept or parked mappings too
+// when `with_free`) under the tier lock; false if visit stopped it.
+bool large_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept;
+// [L1]-[L3]: aborts with the invariant's id on a violation.
+void large_validate(Heap* h) noexcept;
+// A block's magic, read and written as a relaxed atomic: parking changes a
+// live block's magic without the tier's lock, while another thread may read
+// it (a free's classification, a neighbour's merge check under the lock).
+inline std::uint64_t large_magic(const LargeBlock* lb) noexcept {
+  return std::atomic_ref<std::uint64_t>(const_cast<LargeBlock*>(lb)->magic).load(std::memory_order_relaxed);
+}
+inline void set_large_magic(LargeBlock* lb, std::uint64_t m) noexcept {
+  std::atomic_ref<std::uint64_t>(lb->magic).store(m, std::memory_order_relaxed);
+}
+// Parks lb, a live block of tc's heap that the thread frees, in tc (the
+// block parked before goes to large_free); false if lb cannot be parked
+// (too big, or its header is not at its mapping's start).
+bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept;
+// Gives tc's parked block, if any, to large_free (cache flush).
+void large_unpark(ThreadCache* tc) noexcept;
+
+}  // namespace strata::detail

@@ -1,0 +1,128 @@
+// strata — the medium tier's structures and entry points: blocks of up to
+// kMaxMediumSize bytes carved from 1.25 MiB pools with boundary tags, 1,024
+// bins per arena, neighbours coalesced on free (FastMM).  The code is in
+// medium.cpp; a thread's cache of freed medium blocks is in thread_cache.hpp.
+// Layer: tier (below the heap; calls only mapping.hpp, chunk_map, lock, os).
+#pragma once
+#include <strata/strata.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "check.hpp"
+#include "config.hpp"
+#include "walk.hpp"
+
+namespace strata::detail {
+
+struct Heap;
+struct Block;
+
+// Every medium block starts with a 16-byte boundary tag; blocks tile the pool
+// data area exactly, ending with an in-use sentinel tag of size 0.
+// Invariants (arena lock held; validate_pool_locked at debug level 3):
+//   [M1] size_flags & kSizeMask is a multiple of 256, > 0 except the sentinel
+//   [M2] no two free blocks are adjacent (coalesced on free)
+//   [M3] kPrevFree is set iff the previous block is free; then prev_size is its size
+//   [M4] starts bit g is set iff an in-use block starts at granule g
+struct MediumTag {
+  std::size_t prev_size;   // size of the previous block when it is free
+  std::size_t size_flags;  // block size (incl. tag) | kInUse | kPrevFree
+};
+inline constexpr std::size_t kInUse = 1, kPrevFree = 2, kSizeMask = ~std::size_t{255};
+
+// A live medium block's size, read without the tier lock: the size bits do
+// not change while the block is live; the flag bits next to them may.
+__attribute__((no_sanitize("thread"))) inline std::size_t medium_block_size_racy(const void* p) noexcept {
+  const volatile std::size_t* sf =
+      &reinterpret_cast<const MediumTag*>(static_cast<const char*>(p) - kMediumHeaderSize)->size_flags;
+  return *sf & kSizeMask;
+}
+
+struct MediumFree {
+  MediumTag tag;
+  MediumFree* next;  // bin list
+  MediumFree* prev;
+};
+
+struct MediumTier;
+inline constexpr std::uint64_t kMediumPoolMagic = 0x5354524d504f4f4cull;  // "STRMPOOL"
+struct MediumPool {
+  std::uint64_t magic;
+  Heap* heap;
+  MediumTier* arena;  // the arena whose lock guards this pool
+  MediumPool* next;
+  MediumPool* prev;
+  std::size_t used_blocks;
+  std::size_t used_bytes;
+  char* clean_from;  // page-aligned: the pages from here to the sentinel's page were never touched or were given back
+  std::size_t top_keep;  // bytes of a free run at the end kept dirty (kMediumTopKeep, doubled when trimmed pages are reused)
+  bool trimmed;          // pages were given back since the last time the top was written again
+  std::uint64_t trim_since_ms;  // os::now_ms() since its free top has been over the trim threshold; 0: it is not
+  std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
+};
+static_assert(sizeof(MediumPool) <= kMediumDataOffset);
+
+// One medium arena: its own lock, pools and bins.  A heap has kMediumArenas
+// of them; a thread allocates from arena (thread slot % arenas in use), a
+// block goes back to the arena of its pool (MediumPool::arena), so threads
+// allocating medium blocks at the same time do not share a lock.
+struct alignas(64) MediumTier {
+  // Its lock is Heap::medium_locks[its index] (medium_lock()), with the
+  // heap's other locks.
+  MediumPool* pools = nullptr;
+  std::size_t pool_count = 0;
+  std::size_t empty_pools = 0;
+  std::size_t blocks = 0;  // in use
+  std::size_t bytes = 0;   // in use (block sizes incl. tag)
+  std::uint64_t trim_due_ms = 0;  // earliest trim_since_ms + trim delay of its pools; 0: none waits
+  std::uint32_t group_mask = 0;
+  std::uint32_t bin_mask[kMediumBins / 32] = {};
+  MediumFree* bins[kMediumBins] = {};
+};
+
+// How long a medium pool's free top waits before it is given back: the
+// trim-delay option (kMediumTrimDelayMs by default), set at start-up.
+extern std::atomic<std::uint64_t> g_medium_trim_delay_ms;
+
+// ---- medium.cpp ----
+void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept;
+// Validates p as the start of a live block of `pool`: STRATA_ERROR_NONE, or
+// the error (interior pointer, double free, corruption).
+strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept;
+// Frees p after validating it under the tier lock; returns the error if invalid.
+strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
+// Resizes p's block to new_size bytes in place (a shrink always works; a
+// growth takes the free block after it, up to `want` usable bytes (rounded
+// down to granules) when it is that big, at least new_size); false if it
+// cannot grow.
+bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size, std::size_t want = 0) noexcept;
+std::size_t medium_usable(const void* p) noexcept;
+// Frees a chain of validated medium blocks (linked through Block::next) under one lock.
+void medium_free_chain(Heap* h, Block* head) noexcept;
+// Unlocked check that p is the start of a block the medium tier considers in
+// use (a racy read of the start bitmap: only for fast decisions; anything
+// doubtful goes to the locked path).
+__attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
+  // data + kMediumHeaderSize is 4 KiB aligned, so user pointers sit at whole granules from it.
+  std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - (reinterpret_cast<std::uintptr_t>(pool) + kMediumDataOffset +
+                                                              kMediumHeaderSize);
+  if (off >= kMediumPoolGranules * kMediumGranule || (off & (kMediumGranule - 1))) return false;
+  std::size_t g = off / kMediumGranule;
+  const volatile std::uint64_t* w = &pool->starts[g / 64];
+  return (*w >> (g % 64)) & 1;
+}
+std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
+// Unmaps every pool of h and leaves the arenas as freshly constructed.
+void medium_release_all(Heap* h) noexcept;
+// Calls visit for every block of h's pools (live ones, and free runs too
+// when `with_free`), one arena lock at a time; false if visit stopped it.
+// A block held in a thread's medium cache is live to the tier: the caller
+// tells it apart by its free cookie.
+bool medium_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept;
+// [M1]-[M4] for every pool of h, the bins against the pools and the arena
+// counters: aborts with the invariant's id on a violation.  O(heap).
+void medium_validate(Heap* h) noexcept;
+
+}  // namespace strata::detail

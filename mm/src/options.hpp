@@ -1,0 +1,56 @@
+// strata — the run-time options: one table, one environment parser.
+//
+// Every option is one row of STRATA_OPTIONS: its id, environment variable,
+// kind, default, bounds and documentation line (docs/options.md is written
+// from these rows; tests/internal/options_test.cpp checks both agree).  A
+// value is read from the environment the first time the option is asked for
+// (walking environ: no getenv, no allocation) and kept; a value that does not
+// parse, or lies outside the bounds, is ignored and the default used.
+// Layer: bottom (os only).
+#pragma once
+#include <cstdint>
+
+#include "config.hpp"
+
+namespace strata::detail {
+
+enum class OptionKind : std::uint8_t {
+  kBool,  // unset or "0": false; any other value: true
+  kUInt,  // decimal digits only, within [min, max]
+};
+
+// X(id, env name, kind, default, min, max, doc)
+#define STRATA_OPTIONS(X)                                                                                         \
+  X(kTrimDelayMs, "STRATA_TRIM_DELAY_MS", kUInt, kMediumTrimDelayMs, 0, std::uint64_t{1} << 40,                   \
+    "milliseconds a free run at the top of a medium pool waits before its pages (beyond the pad) go back to "     \
+    "the OS; 0 gives them back at once (glibc's behaviour). Read when strata sets up its first thread cache.")    \
+  X(kShowStats, "STRATA_SHOW_STATS", kBool, 0, 0, 1,                                                              \
+    "when set to anything but 0, libstrata.so prints the process heap summary to stderr at exit. Read at exit.")
+
+enum class Option : unsigned {
+#define STRATA_OPTION_ID(id, env, kind, def, lo, hi, doc) id,
+  STRATA_OPTIONS(STRATA_OPTION_ID)
+#undef STRATA_OPTION_ID
+  kCount
+};
+
+struct OptionInfo {
+  const char* env;
+  OptionKind kind;
+  std::uint64_t def, min, max;
+  const char* doc;
+};
+const OptionInfo& option_info(Option o) noexcept;
+
+// The option's value: from the environment if it was set and valid, else
+// the default.  Parsed once (a later change of the environment is not seen);
+// before the environment exists (very early start-up) the default is
+// returned and the variable read again at the next call.
+std::uint64_t option_value(Option o) noexcept;
+inline bool option_enabled(Option o) noexcept { return option_value(o) != 0; }
+
+// Parses one value as option o would (exposed for tests): true and *out set
+// if `text` is valid for o.
+bool option_parse(Option o, const char* text, std::uint64_t* out) noexcept;
+
+}  // namespace strata::detail

@@ -1,0 +1,129 @@
+// strata — the small tier's structures and entry points: blocks of up to
+// kMaxSmallSize bytes in 64 KiB spans of one size class, one lock per class.
+// The code is in small.cpp; the thread-cache side of it (bins) is in
+// thread_cache.hpp, the inline fast paths in fast_path.hpp.
+// Layer: tier (below the heap; calls only mapping.hpp, chunk_map, lock, os).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "check.hpp"
+#include "config.hpp"
+#include "walk.hpp"
+#include "lock.hpp"
+#include "size_classes.hpp"
+
+namespace strata::detail {
+
+struct Heap;
+struct ThreadCache;
+
+// A free small block.  word 0 links it; word 1 holds the free cookie
+// (address ^ g_secret) while the block is free and 0 once handed out, which
+// makes a double free detectable in O(1) without touching any other memory.
+struct Block {
+  Block* next;
+  std::uintptr_t cookie;
+};
+
+// Relaxed atomic counters written by one owner and read by reporters.
+struct Counter32 {
+  std::atomic<std::uint32_t> v{0};
+  std::uint32_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+  void set(std::uint32_t x) noexcept { v.store(x, std::memory_order_relaxed); }
+};
+
+// A span: one 64 KiB chunk of one size class, header at offset 0, blocks from
+// kSpanHeaderSize on.  Invariants (under its class lock; checked by
+// validate_span_locked in small.cpp at debug level 3):
+//   [S1] used == blocks carved - |free_list| (blocks in thread caches and on
+//        the class's pending list count as used)                   O(n)
+//   [S2] in_partial == (free_list != null || carved < capacity); the list
+//        is its owner's own_partial[class] if it has an owner, else the
+//        class's partial list                                      O(list)
+//   [S3] carved <= capacity; carved only grows while the span is assigned
+//   [S4] owner != null iff the span is on owner->owned[class]      O(list)
+//   [S5] SizeClass::span_count == the assigned spans of the class
+//   [S6] SpanStore: free spans are unassigned, counts match the lists
+// ([S0]: the span header itself is intact.)
+// Ownership: a thread cache that refills from a span owns it (claims it) until
+// the span empties or the thread exits.  Only the owner's bin takes blocks of
+// the span when they are freed; another thread's free sends them back to the
+// span (through that thread's foreign bin and the class lock), so a thread
+// never reuses a block next to blocks other threads write (passive false
+// sharing, Hoard's cache-scratch) and a refill gives a thread blocks of its
+// own spans.
+struct Span {
+  std::atomic<ThreadCache*> owner;     // the owning thread cache or null; read by the free fast path
+  Heap* heap;                          // the heap it belongs to
+  std::uintptr_t secret;               // == g_secret: the free cookie of block b is b ^ secret
+  std::uint32_t bin_offset;            // offsetof(ThreadCache, bins[size_class]): the fast paths' bin
+  std::uint32_t block_size;            // bytes per block
+  std::uint32_t recip;                 // class_reciprocal(size_class)
+  std::atomic<std::uint32_t> carved;   // blocks ever handed out of the bump area
+  std::uint32_t capacity;              // blocks_per_span(size_class)
+  std::uint8_t size_class;
+  bool in_partial;                     // on its class's partial list
+  bool assigned;                       // false while on the heap's free-span list
+  Counter32 used;                      // blocks out of the span (in caches or in use)
+  Block* free_list;                    // blocks returned to the span (carved - used of them, [S1])
+  Block* free_tail;                    // its last block: a refill takes the whole list without walking it
+  Span* next;                          // partial list (class or owner) / heap free-span list (newest first)
+  Span* prev;
+  Span* own_next;                      // owner->owned[size_class] (class lock)
+  Span* own_prev;
+  std::uint64_t freed_ms;              // os::now_ms() when it went on the free-span list
+  Span* all_next;                      // every span of the heap (spans.lock)
+  Span* all_prev;
+};
+static_assert(sizeof(Span) <= kSpanHeaderSize);
+
+inline Span* span_of(const void* p) noexcept {
+  return reinterpret_cast<Span*>(reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1));
+}
+
+struct alignas(64) SizeClass {
+  Lock lock;
+  Span* partial = nullptr;               // spans without an owner that have a free or uncarved block
+  std::atomic<Block*> pending{nullptr};  // blocks freed while the lock was busy (FastMM5)
+  std::uint32_t span_count = 0;          // spans assigned to this class
+};
+
+// The heap's span store (Heap::spans), guarded by its own lock.
+struct SpanStore {
+  Lock lock;
+  Span* all = nullptr;              // every span of the heap, assigned or free (all_next)
+  Span* free = nullptr;             // empty spans, newest first (doubly linked through next/prev)
+  Span* free_tail = nullptr;        // the oldest empty span
+  std::uint64_t purge_ms = 0;       // os::now_ms() of the last purge of old free spans
+  char* fresh = nullptr;            // [fresh, fresh_end): the never-used rest of the
+  char* fresh_end = nullptr;        //   last region mapped for spans (chunk map: none)
+  unsigned regions = 0;             // regions mapped for spans so far (their size doubles)
+  std::size_t free_count = 0;
+  std::size_t count = 0;
+};
+
+// ---- small.cpp ----
+// Refills tc's bin of class c (tc may be null: one block straight from the
+// class) and returns one block, or null when the OS refuses memory.
+void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept;
+void small_free_central(Heap* h, Block* b, unsigned c) noexcept;
+void cache_overflow(ThreadCache* tc, unsigned c) noexcept;
+void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept;  // b's span is not tc's
+// Gives tc's small blocks (own and foreign bins) back to their spans, then
+// every span tc owns to its class.
+void small_flush_cache(ThreadCache* tc) noexcept;
+void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
+std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans
+// Unmaps every span of h and leaves the tier as freshly constructed (no
+// thread may use the heap meanwhile).
+void small_release_all(Heap* h) noexcept;
+// Calls visit for every carved block of h's spans (live ones, and free ones
+// too when `with_free`), under each class's lock; false if visit stopped it.
+bool small_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept;
+// [S1]-[S4] for every span of h, and the span store's counts: aborts with
+// the invariant's id on a violation.  O(heap).
+void small_validate(Heap* h) noexcept;
+
+}  // namespace strata::detail

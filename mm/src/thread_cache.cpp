@@ -1,0 +1,230 @@
+// strata — thread caches: thread slots, the TLS pointers, creating a
+// thread's cache of a heap, flushing it, and thread exit.
+//
+// Thread exit: one pthread key per copy of strata; its destructor flushes the
+// exiting thread's caches in every heap back to the heaps.  When the copy of
+// strata lives in a module that is unloaded, the module's finalisation
+// deletes the key (thread_cache_fini), so no thread-exit hook is left
+// pointing into unloaded code.  TLS holds only plain pointers without
+// destructors.
+// Layer: beside the heap (calls the tiers' flush functions and mapping.cpp).
+#include "thread_cache.hpp"
+
+#include <pthread.h>
+
+#include <cstring>
+
+#include "heap.hpp"
+#include "list.hpp"
+#include "process.hpp"
+
+namespace strata::detail {
+
+constinit ThreadCache g_empty_cache{};
+__thread ThreadCache* t_cache = &g_empty_cache;
+__thread std::uint32_t t_slot = 0;  // slot + 1, 0 = none
+
+namespace {
+
+using CacheList = IntrusiveList<&ThreadCache::next, &ThreadCache::prev>;
+
+// Thread state: 0 no slot yet; 1 has a slot; 2 exiting (no more caches).
+__thread std::uint8_t t_state = 0;
+__thread bool t_busy = false;  // inside cache creation (re-entrancy guard)
+
+// Thread slots (g_heaps_lock).
+std::uint64_t g_slot_bits[kMaxThreadSlots / 64];
+unsigned g_slot_words = 0;  // words of g_slot_bits ever written: the rest is all zero
+
+pthread_key_t g_key;
+std::atomic<bool> g_key_live{false};
+
+int slot_alloc_locked() noexcept {
+  for (unsigned w = 0; w < kMaxThreadSlots / 64; ++w) {
+    if (~g_slot_bits[w]) {
+      unsigned b = static_cast<unsigned>(__builtin_ctzll(~g_slot_bits[w]));
+      g_slot_bits[w] |= std::uint64_t{1} << b;
+      if (w >= g_slot_words) g_slot_words = w + 1;
+      return static_cast<int>(w * 64 + b);
+    }
+  }
+  return -1;
+}
+void slot_free_locked(std::uint32_t slot) noexcept { g_slot_bits[slot / 64] &= ~(std::uint64_t{1} << (slot % 64)); }
+
+// Detaches tc from its heap after it was flushed (meta_lock held).
+void cache_detach_locked(Heap* h, ThreadCache* tc) noexcept {
+  CacheList::remove(h->caches, tc);
+  ThreadCache** page = h->dir[tc->slot / kSlotsPerDirPage].load(std::memory_order_relaxed);
+  if (page) page[tc->slot % kSlotsPerDirPage] = nullptr;
+  tc->next = h->free_caches;
+  tc->heap = nullptr;
+  h->free_caches = tc;
+  h->cache_count--;
+}
+
+void on_thread_exit(void* value) noexcept {
+  auto slot = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(value) - 1);
+  t_state = 2;
+  t_cache = &g_empty_cache;
+  LockGuard g(g_heaps_lock);
+  for (Heap* h = g_heaps; h; h = h->next) {
+    ThreadCache** page = h->dir[slot / kSlotsPerDirPage].load(std::memory_order_acquire);
+    ThreadCache* tc = page ? page[slot % kSlotsPerDirPage] : nullptr;
+    if (!tc) continue;
+    cache_flush_all(tc);
+    LockGuard m(h->meta_lock);
+    cache_detach_locked(h, tc);
+  }
+  slot_free_locked(slot);
+  t_slot = 0;
+}
+
+}  // namespace
+
+bool thread_cache_init() noexcept {
+  if (pthread_key_create(&g_key, on_thread_exit) != 0) return false;
+  g_key_live.store(true, std::memory_order_release);
+  return true;
+}
+
+void thread_cache_fini() noexcept {
+  if (g_key_live.exchange(false)) pthread_key_delete(g_key);
+}
+
+void thread_cache_after_fork_child() noexcept {
+  // Only the forking thread lives on: give the caches of the others back.
+  std::uint32_t mine = t_slot;
+  LockGuard g(g_heaps_lock);
+  for (Heap* h = g_heaps; h; h = h->next) {
+    ThreadCache* tc = h->caches;
+    while (tc) {
+      ThreadCache* next = tc->next;
+      if (tc->slot + 1 != mine) {
+        cache_flush_all(tc);
+        LockGuard m(h->meta_lock);
+        cache_detach_locked(h, tc);
+      }
+      tc = next;
+    }
+  }
+  // Only the words ever used are read and only the non-zero ones written:
+  // touching an untouched page of the 8 KiB bitmap would cost the child a
+  // page fault (reading one maps the zero page), writing a shared one a
+  // copy-on-write fault.
+  for (unsigned w = 0; w < g_slot_words; ++w)
+    if (g_slot_bits[w]) g_slot_bits[w] = 0;
+  if (mine) g_slot_bits[(mine - 1) / 64] |= std::uint64_t{1} << ((mine - 1) % 64);
+}
+
+void thread_cache_forget_all(Heap* h) noexcept {
+  // g_heaps_lock keeps exiting threads (on_thread_exit) off h's caches.
+  LockGuard g(g_heaps_lock);
+  LockGuard m(h->meta_lock);
+  for (ThreadCache* tc = h->caches; tc; tc = tc->next)
+    if (tc->tls_home) *tc->tls_home = &g_empty_cache;  // the thread is alive: its cache is still listed
+  h->caches = h->free_caches = nullptr;
+  h->cache_count = 0;
+  for (auto& page : h->dir) page.store(nullptr, std::memory_order_relaxed);
+}
+
+ThreadCache* cache_lookup(Heap* h) noexcept {
+  if (h == &g_default_heap) {
+    ThreadCache* tc = t_cache;
+    return tc == &g_empty_cache ? nullptr : tc;
+  }
+  std::uint32_t s = t_slot;
+  if (!s) return nullptr;
+  --s;
+  ThreadCache** page = h->dir[s / kSlotsPerDirPage].load(std::memory_order_acquire);
+  return page ? page[s % kSlotsPerDirPage] : nullptr;
+}
+
+ThreadCache* cache_for(Heap* h) noexcept {
+  if (ThreadCache* tc = cache_lookup(h)) return tc;
+  if (t_state == 2 || t_busy) return nullptr;
+  ensure_process_init();
+  if (!process_initialised() || !g_key_live.load(std::memory_order_acquire)) return nullptr;
+  t_busy = true;
+  ThreadCache* tc = nullptr;
+  if (!t_slot) {
+    int slot;
+    {
+      LockGuard g(g_heaps_lock);
+      slot = slot_alloc_locked();
+    }
+    if (slot >= 0) {
+      // pthread_setspecific may allocate (keys >= 32): t_busy keeps that off the cache path.
+      if (pthread_setspecific(g_key, reinterpret_cast<void*>(static_cast<std::uintptr_t>(slot) + 1)) == 0) {
+        t_slot = static_cast<std::uint32_t>(slot) + 1;
+        t_state = 1;
+      } else {
+        LockGuard g(g_heaps_lock);
+        slot_free_locked(static_cast<std::uint32_t>(slot));
+      }
+    }
+  }
+  if (t_slot) {
+    std::uint32_t slot = t_slot - 1;
+    LockGuard m(h->meta_lock);
+    auto& dslot = h->dir[slot / kSlotsPerDirPage];
+    ThreadCache** page = dslot.load(std::memory_order_relaxed);
+    if (!page) {
+      page = static_cast<ThreadCache**>(meta_alloc_locked(h, sizeof(ThreadCache*) * kSlotsPerDirPage));
+      if (page) dslot.store(page, std::memory_order_release);
+    }
+    if (page) {
+      tc = h->free_caches;
+      if (tc) h->free_caches = tc->next;
+      else tc = static_cast<ThreadCache*>(meta_alloc_locked(h, sizeof(ThreadCache)));
+      if (tc) {
+        std::memset(static_cast<void*>(tc), 0, sizeof(ThreadCache));
+        tc->heap = h;
+        tc->slot = slot;
+        tc->medium_arena = &medium_arena_for(h);  // t_slot is slot + 1
+        for (unsigned c = 0; c < kNumClasses; ++c) {
+          tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
+          tc->foreign[c].max = tc->foreign[c].room = static_cast<std::int32_t>(batch_for_class(c));
+        }
+        for (unsigned c = 0; c < kNumMediumClasses; ++c)
+          tc->medium_bins[c].max = tc->medium_bins[c].room = medium_cache_max(c);
+        if (h == &g_default_heap) tc->tls_home = &t_cache;
+        CacheList::push_front(h->caches, tc);
+        h->cache_count++;
+        page[slot % kSlotsPerDirPage] = tc;
+      }
+    }
+  }
+  if (tc && h == &g_default_heap) t_cache = tc;
+  t_busy = false;
+  return tc;
+}
+
+void cache_flush_all(ThreadCache* tc) noexcept {
+  small_flush_cache(tc);
+  medium_cache_flush(tc);
+  large_unpark(tc);
+  // What the flush gave back was counted in the calling thread's cache,
+  // which may be another one (fork's child flushes every other thread's).
+  if (std::ptrdiff_t pending = tc->central_pending) {
+    tc->central_pending = 0;
+    heap_count_central(tc->heap, pending);
+  }
+}
+
+void medium_cache_flush(ThreadCache* tc) noexcept {
+  Block* chain = nullptr;
+  for (unsigned c = 0; c < kNumMediumClasses; ++c) {
+    CacheBin& bin = tc->medium_bins[c];
+    while (Block* b = bin.head) {
+      bin.head = b->next;
+      b->next = chain;
+      chain = b;
+    }
+    bin.room = bin.max;
+  }
+  tc->medium_cached_bytes = 0;
+  if (chain) medium_free_chain(tc->heap, chain);
+}
+
+}  // namespace strata::detail
