@@ -6,7 +6,7 @@
 #   scripts/run-tests.sh [--preset NAME] [--slow] [--no-deps] [--jobs N] [-- CTEST-ARGS...]
 #
 #   --preset NAME  configure/build/test preset from CMakePresets.json:
-#                  release (default), debug, asan, tsan
+#                  release (default), debug, debug-full, asan, tsan
 #   --slow         also register and run the slow suites (label "slow")
 #   --no-deps      do not run scripts/install-deps.sh
 #   --jobs N       build parallelism (default: nproc)
@@ -43,8 +43,8 @@ while (($#)); do
 done
 
 case "$preset" in
-  release|debug|asan|tsan) ;;
-  *) echo "run-tests.sh: unknown preset '$preset' (release, debug, asan, tsan)" >&2; exit 2 ;;
+  release|debug|debug-full|asan|tsan) ;;
+  *) echo "run-tests.sh: unknown preset '$preset' (release, debug, debug-full, asan, tsan)" >&2; exit 2 ;;
 esac
 
 step() { printf '\n==== strata: %s\n' "$*"; }

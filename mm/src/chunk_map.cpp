@@ -62,4 +62,26 @@ void clear_range(const void* base, std::size_t size) noexcept {
 
 std::size_t leaf_bytes() noexcept { return g_leaf_bytes.load(std::memory_order_relaxed); }
 
+std::size_t release_empty_leaves() noexcept {
+  std::size_t released = 0;
+  for (auto& slot : g_top) {
+    Leaf* leaf = slot.load(std::memory_order_acquire);
+    if (!leaf) continue;
+    bool empty = true;
+    for (const auto& e : leaf->entry) {
+      ChunkKind k = kind_of(e.load(std::memory_order_relaxed));
+      if (k != ChunkKind::kNone && k != ChunkKind::kFreed) {
+        empty = false;
+        break;
+      }
+    }
+    if (!empty) continue;
+    slot.store(nullptr, std::memory_order_release);
+    os::unmap(leaf, sizeof(Leaf));
+    g_leaf_bytes.fetch_sub(sizeof(Leaf), std::memory_order_relaxed);
+    released += sizeof(Leaf);
+  }
+  return released;
+}
+
 }  // namespace strata::detail::chunk_map

@@ -63,6 +63,12 @@ bool set_range(const void* base, std::size_t size, std::uintptr_t entry) noexcep
 void clear_range(const void* base, std::size_t size) noexcept;
 // Bytes mapped for leaves (bookkeeping overhead of the whole strata copy).
 std::size_t leaf_bytes() noexcept;
+// Unmaps every leaf that indexes nothing (all its entries none or freed) and
+// returns the bytes given back.  Only when no heap of this copy maps or
+// unmaps meanwhile (the release of the whole copy at its unload): a leaf
+// found by a concurrent set_range would be written after its unmapping.
+// Late double frees of chunks whose leaf is gone read as foreign pointers.
+std::size_t release_empty_leaves() noexcept;
 
 }  // namespace chunk_map
 }  // namespace strata::detail

@@ -64,3 +64,26 @@ TEST_CASE("map_aligned honours large alignments") {
     os::unmap(p, kChunkSize);
   }
 }
+
+TEST_CASE("release_empty_leaves unmaps the leaves that index nothing, and only those", "[release]") {
+  // Two windows far from where Linux maps: one left indexed, one cleared.
+  const std::uintptr_t kept = std::uintptr_t{40} << 40, gone = std::uintptr_t{41} << 40;
+  auto* kept_base = reinterpret_cast<void*>(kept);
+  auto* gone_base = reinterpret_cast<void*>(gone);
+  REQUIRE(chunk_map::set_range(kept_base, 2 * kChunkSize, chunk_map::make(kept_base, ChunkKind::kLarge)));
+  REQUIRE(chunk_map::set_range(gone_base, 2 * kChunkSize, chunk_map::make(gone_base, ChunkKind::kLarge)));
+  chunk_map::clear_range(gone_base, 2 * kChunkSize);
+  const std::size_t before = chunk_map::leaf_bytes();
+  const std::size_t released = chunk_map::release_empty_leaves();
+  CHECK(released >= sizeof(chunk_map::Leaf));
+  CHECK(chunk_map::leaf_bytes() == before - released);
+  CHECK(chunk_map::g_top[gone >> 32].load() == nullptr);
+  CHECK(chunk_map::g_top[kept >> 32].load() != nullptr);
+  CHECK(chunk_map::kind_of(chunk_map::lookup(kept)) == ChunkKind::kLarge);
+  CHECK(chunk_map::lookup(gone) == 0);  // unknown again
+  // The map still works in the released window.
+  REQUIRE(chunk_map::set_range(gone_base, kChunkSize, chunk_map::make(gone_base, ChunkKind::kSmall)));
+  CHECK(chunk_map::kind_of(chunk_map::lookup(gone)) == ChunkKind::kSmall);
+  chunk_map::clear_range(gone_base, kChunkSize);
+  chunk_map::clear_range(kept_base, 2 * kChunkSize);
+}
