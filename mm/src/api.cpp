@@ -7,12 +7,16 @@
 // override_malloc.cpp.
 #include <errno.h>
 
+#include <stdint.h>
+
 #include <cstddef>
 #include <cstring>
 
 #include "error.hpp"
 #include "fast_path.hpp"
+#include "process.hpp"
 #include "realloc.hpp"
+#include "thread_local.hpp"
 
 using namespace strata::detail;
 
@@ -151,6 +155,30 @@ STRATA_API strata_pool_t* strata_pool_of(const void* p) noexcept {
   Info in = classify(p);
   if (in.err != STRATA_ERROR_NONE || !in.heap || !in.heap->is_pool) return nullptr;
   return reinterpret_cast<strata_pool_t*>(in.heap);
+}
+
+// ---- thread-local blocks ----
+STRATA_API strata_thread_local_t* strata_thread_local_create_ex(size_t size, void (*init)(void*, void*),
+                                                                void (*fini)(void*, void*), void* ctx) noexcept {
+  ensure_process_init();
+  return reinterpret_cast<strata_thread_local_t*>(thread_local_create(&g_default_heap, size, init, fini, ctx));
+}
+
+STRATA_API strata_thread_local_t* strata_thread_local_create(size_t size) noexcept {
+  return strata_thread_local_create_ex(size, nullptr, nullptr, nullptr);
+}
+
+STRATA_API void* strata_thread_local_get(strata_thread_local_t* handle) noexcept {
+  return thread_local_get(reinterpret_cast<ThreadLocalSlot*>(handle));
+}
+
+STRATA_API void strata_thread_local_destroy(strata_thread_local_t* handle) noexcept {
+  if (handle) thread_local_destroy(reinterpret_cast<ThreadLocalSlot*>(handle));
+}
+
+STRATA_API size_t strata_release_all(void) noexcept {
+  if (!process_unloadable()) return SIZE_MAX;
+  return process_release_all().live_blocks;
 }
 
 STRATA_API void strata_thread_flush(void) noexcept {

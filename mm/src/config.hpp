@@ -142,6 +142,10 @@ inline constexpr std::size_t kLargeParkMax = std::size_t{16} << 20;
 // kSlotsPerDirPage slots to a directory page.
 inline constexpr unsigned kSlotsPerDirPage = 256;
 inline constexpr unsigned kMaxThreadSlots = 65536;
+// Thread-local blocks (strata_thread_local_*): handles per heap, and the
+// per-thread table of block pointers, kThreadLocalPerPage to a page.
+inline constexpr unsigned kThreadLocalPerPage = 64;
+inline constexpr unsigned kThreadLocalPages = 64;  // 4,096 handles per heap
 // Functions a copy of strata runs at its finalisation (process exit, or the
 // unload of the module that carries it): process.cpp.
 inline constexpr unsigned kMaxFinalizers = 16;

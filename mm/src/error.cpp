@@ -12,6 +12,7 @@ namespace strata::detail {
 namespace {
 std::atomic<strata_error_handler_t> g_handler{nullptr};
 std::atomic<void*> g_handler_user{nullptr};
+std::atomic<bool> g_silenced{false};
 
 const char* const kKindNames[] = {"no error",    "foreign pointer", "interior pointer", "double free",
                                   "freed memory", "wrong pool",      "heap corruption", "wrong size"};
@@ -19,6 +20,7 @@ static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == STRATA_ERROR_WRONG_S
 }  // namespace
 
 void report(strata_error_kind kind, const void* p, const char* op, const char* msg) noexcept {
+  if (g_silenced.load(std::memory_order_relaxed)) return;
   strata_error_t e{kind, p, op, msg};
   strata_error_handler_t h = g_handler.load(std::memory_order_acquire);
   if (h) {
@@ -30,6 +32,8 @@ void report(strata_error_kind kind, const void* p, const char* op, const char* m
   m.write(2);
   abort();
 }
+
+void silence_errors() noexcept { g_silenced.store(true, std::memory_order_relaxed); }
 
 const char* medium_message(strata_error_kind err) noexcept {
   switch (err) {

@@ -17,5 +17,9 @@ STRATA_SLOW_PATH void report(strata_error_kind kind, const void* p, const char* 
 const char* medium_message(strata_error_kind err) noexcept;
 strata_error_handler_t set_error_handler(strata_error_handler_t handler, void* user) noexcept;
 const char* error_kind_name(strata_error_kind kind) noexcept;
+// After this copy's final release (its module's unload, or its finalisation
+// at exit) a late call with a pointer it handed out before is not an error
+// worth stopping the process for: report() ignores everything from then on.
+void silence_errors() noexcept;
 
 }  // namespace strata::detail

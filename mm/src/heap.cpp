@@ -9,6 +9,7 @@
 #include "list.hpp"
 #include "os.hpp"
 #include "process.hpp"
+#include "thread_local.hpp"
 
 namespace strata::detail {
 
@@ -51,6 +52,9 @@ Heap* heap_create() noexcept {
 
 void heap_release(Heap* h) noexcept {
   if constexpr (kDebugLevel >= 3) heap_validate(h);
+  // Thread-local blocks' finalizers run while everything is still there
+  // (they may free into the heap); the blocks go with the heap's memory.
+  thread_local_finalize_heap(h);
   // The caches first: they live in the metadata regions unmapped below, and
   // the process heap's users must find g_empty_cache, not a stale cache.
   thread_cache_forget_all(h);
@@ -67,6 +71,9 @@ void heap_release(Heap* h) noexcept {
     }
     h->meta_regions = nullptr;
     h->meta_cursor = h->meta_end = nullptr;
+    for (auto& page : h->tl_slots) page = nullptr;  // thread-local handles lived there: all invalid now
+    h->tl_free = nullptr;
+    h->tl_count = 0;
   }
   // The counters as a fresh heap has them: a pool holds its Heap object.
   const std::size_t own = h->is_pool ? heap_object_size() : 0;
@@ -99,6 +106,38 @@ std::size_t heap_trim(Heap* h) noexcept {
 bool heap_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
   return small_walk(h, with_free, visit, ctx) && medium_walk(h, with_free, visit, ctx) &&
          large_walk(h, with_free, visit, ctx);
+}
+
+ReleaseReport heap_release_all() noexcept {
+  ReleaseReport r{};
+  auto release_one = [&r](Heap* h) {
+    heap_walk(
+        h, false,
+        [](const BlockInfo& b, void* ctx) noexcept {
+          auto* rr = static_cast<ReleaseReport*>(ctx);
+          rr->live_blocks++;
+          rr->live_bytes += b.size;
+          return true;
+        },
+        &r);
+    r.os_bytes += h->os_bytes.load(std::memory_order_relaxed);
+    r.heaps++;
+  };
+  for (;;) {
+    Heap* pool = nullptr;
+    {
+      LockGuard g(g_heaps_lock);
+      for (Heap* h = g_heaps; h && !pool; h = h->next)
+        if (h->is_pool) pool = h;
+    }
+    if (!pool) break;
+    release_one(pool);
+    heap_destroy(pool);
+  }
+  release_one(&g_default_heap);
+  heap_release(&g_default_heap);
+  r.os_bytes += chunk_map::release_empty_leaves();
+  return r;
 }
 
 bool heap_has_live_blocks(Heap* h) noexcept {

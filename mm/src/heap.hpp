@@ -30,6 +30,8 @@
 
 namespace strata::detail {
 
+struct ThreadLocalSlot;  // thread_local.hpp
+
 struct MetaRegion {
   MetaRegion* next;
   std::size_t size;
@@ -64,6 +66,11 @@ struct alignas(4096) Heap {  // page-aligned: its locks share one page (see belo
   ThreadCache* caches = nullptr;
   std::size_t cache_count = 0;
   std::atomic<ThreadCache**> dir[kMaxThreadSlots / kSlotsPerDirPage] = {};
+  // Thread-local handles (meta_lock; thread_local.cpp): pages of slots,
+  // destroyed slots for reuse, and the number of slots ever made.
+  ThreadLocalSlot* tl_slots[kThreadLocalPages] = {};
+  ThreadLocalSlot* tl_free = nullptr;
+  std::uint32_t tl_count = 0;
 
   // Arenas beyond g_medium_arena_mask are never used (nor locked at fork).
   MediumTier medium[kMediumArenas];
@@ -127,6 +134,18 @@ bool heap_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept;
 // (blocks of h, each carrying its free cookie): aborts with the broken
 // invariant's id.  O(heap); run at debug level 3 and by tests.
 void heap_validate(Heap* h) noexcept;
+// What a release of this whole copy found and gave back.
+struct ReleaseReport {
+  std::size_t heaps;        // heaps released (the process heap and every pool)
+  std::size_t live_blocks;  // blocks still live at the release (leaks, or the owner's promise)
+  std::size_t live_bytes;   // their usable bytes
+  std::size_t os_bytes;     // bytes unmapped (the heaps' mappings and the chunk map's leaves)
+};
+// Releases every heap of this copy of strata: pools are destroyed, the
+// process heap released (usable again afterwards), then the chunk map's
+// leaves unmapped.  The copy's promise: no thread uses any of its heaps
+// meanwhile (strata_release_all, or the unload of the module).
+ReleaseReport heap_release_all() noexcept;
 // Whether h has handed out memory that is still live (blocks in thread
 // caches do not count).  Exact when no other thread uses h meanwhile.
 bool heap_has_live_blocks(Heap* h) noexcept;

@@ -25,7 +25,13 @@ enum class OptionKind : std::uint8_t {
     "milliseconds a free run at the top of a medium pool waits before its pages (beyond the pad) go back to "     \
     "the OS; 0 gives them back at once (glibc's behaviour). Read when strata sets up its first thread cache.")    \
   X(kShowStats, "STRATA_SHOW_STATS", kBool, 0, 0, 1,                                                              \
-    "when set to anything but 0, libstrata.so prints the process heap summary to stderr at exit. Read at exit.")
+    "when set to anything but 0, libstrata.so prints the process heap summary to stderr at exit. Read at exit.")  \
+  X(kReleaseOnUnload, "STRATA_RELEASE_ON_UNLOAD", kBool, 1, 0, 1,                                                 \
+    "a copy of strata linked into a shared library returns every mapping of its heaps when that library is "    \
+    "unloaded (or finalised at exit); 0 keeps them (the pre-release behaviour). Read at the unload.")            \
+  X(kVerbose, "STRATA_VERBOSE", kBool, 0, 0, 1,                                                                   \
+    "when set to anything but 0, strata writes one line to stderr for each event worth knowing: a module's heap "  \
+    "released at its unload, with the blocks still live then.")
 
 enum class Option : unsigned {
 #define STRATA_OPTION_ID(id, env, kind, def, lo, hi, doc) id,

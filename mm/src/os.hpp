@@ -30,6 +30,9 @@ void name_region(void* addr, std::size_t size, const char* name) noexcept;
 void futex_wait(const void* addr, std::uint32_t expected) noexcept;
 void futex_wake_one(const void* addr) noexcept;
 
+// Gives the CPU to another thread (sched_yield).
+void yield() noexcept;
+
 // A coarse monotonic clock in milliseconds (CLOCK_MONOTONIC_COARSE: a vDSO
 // read, no system call); for decay decisions, not for measuring.
 std::uint64_t now_ms() noexcept;

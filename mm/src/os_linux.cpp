@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +69,8 @@ void discard(void* addr, std::size_t size) noexcept {
   ::madvise(addr, size, MADV_DONTNEED);
   errno = saved;
 }
+
+void yield() noexcept { ::sched_yield(); }
 
 std::uint64_t now_ms() noexcept {
   timespec ts{};

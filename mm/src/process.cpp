@@ -2,9 +2,12 @@
 // the finalisation point (process.hpp).
 #include "process.hpp"
 
+#include <link.h>
 #include <pthread.h>
 
+#include "error.hpp"
 #include "heap.hpp"
+#include "log.hpp"
 #include "options.hpp"
 #include "os.hpp"
 
@@ -50,7 +53,43 @@ void fork_child() noexcept {
   thread_cache_after_fork_child();
 }
 
+// Whether this copy of strata is part of the main program (the first object
+// dl_iterate_phdr lists), found from the address of one of its functions.
+bool in_main_program(const void* code) noexcept {
+  struct Find {
+    std::uintptr_t addr;
+    int index = -1, seen = 0;
+  } f{reinterpret_cast<std::uintptr_t>(code)};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* ctx) -> int {
+        auto* find = static_cast<Find*>(ctx);
+        for (unsigned i = 0; i < info->dlpi_phnum; ++i) {
+          const auto& ph = info->dlpi_phdr[i];
+          std::uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+          if (ph.p_type == PT_LOAD && find->addr >= lo && find->addr < lo + ph.p_memsz) {
+            find->index = find->seen;
+            return 1;
+          }
+        }
+        find->seen++;
+        return 0;
+      },
+      &f);
+  return f.index == 0;
+}
+
 }  // namespace
+
+ReleaseReport process_release_all() noexcept {
+  ReleaseReport r = heap_release_all();
+  if (option_enabled(Option::kVerbose)) {
+    MessageBuilder m;
+    m.str("strata: released ").dec(r.heaps).str(r.heaps == 1 ? " heap, " : " heaps, ").bytes(r.os_bytes)
+        .str(" unmapped; ").dec(r.live_blocks).str(" blocks (").bytes(r.live_bytes).str(") were still live\n");
+    m.write(2);
+  }
+  return r;
+}
 
 bool process_initialised() noexcept { return g_init_state.load(std::memory_order_acquire) == 2; }
 bool process_unloadable() noexcept { return g_unloadable; }
@@ -94,8 +133,11 @@ extern "C" __attribute__((visibility("hidden"))) void strata_detail_mark_not_unl
 // The finalisation point: process exit, or the unload of the module that
 // carries this copy (a static archive's member is linked only when
 // referenced: cache_for and heap_create reference this file through
-// ensure_process_init).
-__attribute__((destructor)) static void strata_module_fini() noexcept {
+// ensure_process_init).  Priority 101, the last of the module's
+// destructors: it runs after the module's C++ static destructors, which
+// may still free blocks (checked by the unload tests).
+static void strata_module_fini() noexcept;
+__attribute__((destructor(101))) static void strata_module_fini() noexcept {
   using namespace strata::detail;
   for (;;) {
     Finalizer f;
@@ -106,6 +148,16 @@ __attribute__((destructor)) static void strata_module_fini() noexcept {
     }
     f.fn(f.ctx);
   }
+  if (!g_unloadable) return;  // libstrata.so: never unloaded, keeps its heap and its key
+  // A copy in a shared library gives back everything its heaps hold: the
+  // library is being unloaded (or the process ends, which this code cannot
+  // tell apart).  Not a copy in the main program: at exit, threads that are
+  // still running may use its blocks until the very end.
+  if (process_initialised() && option_enabled(Option::kReleaseOnUnload) &&
+      !in_main_program(reinterpret_cast<const void*>(&strata_module_fini))) {
+    process_release_all();
+    silence_errors();  // a late free from a thread that outlives the copy is ignored
+  }
   // No thread-exit hook may outlive this copy's code.
-  if (g_unloadable) thread_cache_fini();
+  thread_cache_fini();
 }

@@ -33,7 +33,7 @@
 //    480    31 ( 6.5%)    136      0  |  
 // (worst waste: bytes lost for a request one byte above the previous class; blocks:
 // blocks per span; tail: bytes at the end of a span no block fits in.  Recomputed
-// and checked by tests/unit/size_classes_test.cpp.)
+// and checked by tests/internal/size_classes_test.cpp.)
 #pragma once
 #include <array>
 #include <cstdint>

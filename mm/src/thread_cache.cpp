@@ -16,7 +16,9 @@
 
 #include "heap.hpp"
 #include "list.hpp"
+#include "os.hpp"
 #include "process.hpp"
+#include "thread_local.hpp"
 
 namespace strata::detail {
 
@@ -38,6 +40,7 @@ unsigned g_slot_words = 0;  // words of g_slot_bits ever written: the rest is al
 
 pthread_key_t g_key;
 std::atomic<bool> g_key_live{false};
+std::atomic<int> g_exits_running{0};  // on_thread_exit calls in progress (thread_cache_fini waits for them)
 
 int slot_alloc_locked() noexcept {
   for (unsigned w = 0; w < kMaxThreadSlots / 64; ++w) {
@@ -64,20 +67,29 @@ void cache_detach_locked(Heap* h, ThreadCache* tc) noexcept {
 }
 
 void on_thread_exit(void* value) noexcept {
+  g_exits_running.fetch_add(1, std::memory_order_acq_rel);
   auto slot = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(value) - 1);
+  // Thread-local blocks first, while the thread may still allocate: their
+  // finalizers run module code that may free or allocate.
+  if (ThreadCache* tc = t_cache; tc != &g_empty_cache && tc->tl_count) thread_local_release_thread(tc);
   t_state = 2;
   t_cache = &g_empty_cache;
-  LockGuard g(g_heaps_lock);
-  for (Heap* h = g_heaps; h; h = h->next) {
-    ThreadCache** page = h->dir[slot / kSlotsPerDirPage].load(std::memory_order_acquire);
-    ThreadCache* tc = page ? page[slot % kSlotsPerDirPage] : nullptr;
-    if (!tc) continue;
-    cache_flush_all(tc);
-    LockGuard m(h->meta_lock);
-    cache_detach_locked(h, tc);
+  {
+    LockGuard g(g_heaps_lock);
+    for (Heap* h = g_heaps; h; h = h->next) {
+      ThreadCache** page = h->dir[slot / kSlotsPerDirPage].load(std::memory_order_acquire);
+      ThreadCache* tc = page ? page[slot % kSlotsPerDirPage] : nullptr;
+      if (!tc) continue;
+      cache_flush_all(tc);
+      LockGuard m(h->meta_lock);
+      cache_detach_locked(h, tc);
+    }
+    slot_free_locked(slot);
   }
-  slot_free_locked(slot);
   t_slot = 0;
+  // The last thing this copy's code does for the exiting thread: the
+  // module's unload waits for the count to drop (thread_cache_fini).
+  g_exits_running.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 }  // namespace
@@ -89,7 +101,13 @@ bool thread_cache_init() noexcept {
 }
 
 void thread_cache_fini() noexcept {
-  if (g_key_live.exchange(false)) pthread_key_delete(g_key);
+  if (!g_key_live.exchange(false)) return;
+  pthread_key_delete(g_key);
+  // A thread that was already inside on_thread_exit when the key went away
+  // finishes before this copy's code may be unmapped.  (glibc reads a key's
+  // destructor and calls it without a lock: a thread between those two
+  // steps is not seen here; that window is a few instructions long.)
+  while (g_exits_running.load(std::memory_order_acquire) != 0) os::yield();
 }
 
 void thread_cache_after_fork_child() noexcept {
@@ -178,7 +196,9 @@ ThreadCache* cache_for(Heap* h) noexcept {
       if (tc) h->free_caches = tc->next;
       else tc = static_cast<ThreadCache*>(meta_alloc_locked(h, sizeof(ThreadCache)));
       if (tc) {
-        std::memset(static_cast<void*>(tc), 0, sizeof(ThreadCache));
+        // A reused cache keeps its thread-local pages (their entries were
+        // cleared when its thread exited); a new one is zero already.
+        std::memset(static_cast<void*>(tc), 0, offsetof(ThreadCache, tl_count));
         tc->heap = h;
         tc->slot = slot;
         tc->medium_arena = &medium_arena_for(h);  // t_slot is slot + 1

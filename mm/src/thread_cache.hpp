@@ -79,6 +79,10 @@ struct ThreadCache {
   // this is a cache of the process heap, else null: a release of the heap
   // points it back at g_empty_cache.
   ThreadCache** tls_home;
+  // ---- kept when a cache is reused for another thread (cache_for clears
+  // only what is above): the pages of its thread-local blocks.
+  std::uint32_t tl_count;                  // blocks in tl_pages
+  void** tl_pages[kThreadLocalPages];      // thread_local.cpp: handle index -> this thread's block
 };
 
 extern Heap g_default_heap;

@@ -171,6 +171,48 @@ STRATA_API size_t strata_heap_trim(strata_pool_t* pool) STRATA_NOEXCEPT;
  * heap to the shared heap (useful before a thread goes idle for long). */
 STRATA_API void strata_thread_flush(void) STRATA_NOEXCEPT;
 
+/* ---- Thread-local blocks ---------------------------------------------- */
+
+/* Per-thread state that leaves nothing behind: strata_thread_local_get
+ * returns the calling thread's zero-filled block of `size` bytes, made on
+ * its first call and the same for the rest of the thread's life.  The block
+ * is freed when its thread exits, when the handle is destroyed, or when the
+ * heap is released (strata_release_all, the unload of the module that
+ * carries this copy of strata), whichever comes first; no pthread key, TLS
+ * destructor or hook of the caller's is involved.  Blocks belong to the
+ * process heap of this copy of strata.  At most 4,096 handles exist at once. */
+typedef struct strata_thread_local strata_thread_local_t;
+/* NULL when out of memory or out of handles. */
+STRATA_API strata_thread_local_t* strata_thread_local_create(size_t size) STRATA_NOEXCEPT;
+/* The same with callbacks: init(block, ctx) after a thread's block is made
+ * and zero-filled, fini(block, ctx) before it is freed (at thread exit in the
+ * exiting thread; at destroy or release in the caller's).  Either may be NULL. */
+STRATA_API strata_thread_local_t* strata_thread_local_create_ex(size_t size, void (*init)(void* block, void* ctx),
+                                                                void (*fini)(void* block, void* ctx),
+                                                                void* ctx) STRATA_NOEXCEPT;
+/* The calling thread's block; NULL only when out of memory (or when called
+ * from a thread that strata has already seen exit). */
+STRATA_API void* strata_thread_local_get(strata_thread_local_t* handle) STRATA_NOEXCEPT;
+/* Frees every thread's block of the handle (running fini for each) and the
+ * handle.  No thread may use the handle or its blocks meanwhile.  NULL does
+ * nothing. */
+STRATA_API void strata_thread_local_destroy(strata_thread_local_t* handle) STRATA_NOEXCEPT;
+
+/* ---- Release ------------------------------------------------------------ */
+
+/* Releases everything this copy of strata holds: every pool is destroyed,
+ * the process heap gives back every mapping (blocks of all tiers, the
+ * memory behind every thread's cache, its bookkeeping) and is empty and
+ * usable again, and the address map's leaves are unmapped.  The caller
+ * promises that no thread uses a block, a pool or a cache of this copy
+ * meanwhile or afterwards (live blocks become invalid).
+ * A copy of strata linked into a shared library does this by itself when
+ * the library is unloaded (docs/unloading.md; STRATA_RELEASE_ON_UNLOAD=0
+ * turns that off).  Returns the number of blocks that were still live, or
+ * SIZE_MAX without releasing anything in libstrata.so, whose heap is the
+ * whole process's malloc. */
+STRATA_API size_t strata_release_all(void) STRATA_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

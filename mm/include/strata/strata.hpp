@@ -115,6 +115,42 @@ struct pool_allocator {
   }
 };
 
+// A T per thread that leaves nothing behind (strata_thread_local_*): get()
+// returns the calling thread's T, constructed in place on the thread's first
+// call (value-initialised), destroyed by strata when the thread exits, when
+// this object is destroyed, or when the heap is released (the unload of the
+// module that carries this copy of strata), whichever comes first.  No
+// pthread key, no C++ thread_local (which keeps glibc from unloading the
+// module), no hook left behind.  T's constructor must not throw (a throw
+// terminates); its destructor runs in the exiting thread at thread exit and
+// in the destroying thread otherwise.
+template <class T>
+class thread_local_block {
+  static_assert(alignof(T) <= 16, "strata blocks are 16-byte aligned");
+
+ public:
+  thread_local_block() : h_(strata_thread_local_create_ex(sizeof(T), &init, &fini, nullptr)) {
+    if (!h_) throw std::bad_alloc();
+  }
+  ~thread_local_block() { strata_thread_local_destroy(h_); }
+  thread_local_block(const thread_local_block&) = delete;
+  thread_local_block& operator=(const thread_local_block&) = delete;
+
+  // The calling thread's T; throws std::bad_alloc when out of memory.
+  T& get() {
+    void* p = strata_thread_local_get(h_);
+    if (!p) throw std::bad_alloc();
+    return *static_cast<T*>(p);
+  }
+  T& operator*() { return get(); }
+  T* operator->() { return &get(); }
+
+ private:
+  static void init(void* p, void*) noexcept { ::new (p) T(); }
+  static void fini(void* p, void*) noexcept { static_cast<T*>(p)->~T(); }
+  strata_thread_local_t* h_;
+};
+
 }  // namespace strata
 
 #endif  // STRATA_STRATA_HPP
