@@ -21,6 +21,8 @@
 # (about 10 instructions).  Cases:
 #   strata     strata_malloc/strata_free called directly (libstrata.a)
 #   strata.aligned64  strata_aligned_alloc(64, size)/strata_free (no append columns)
+#   strata.tl_get     one strata_thread_local_get of an existing block of `size` bytes per
+#                     iteration (its loop: about 5 instructions; no append columns)
 #   strata.so  malloc/free with LD_PRELOAD=<build>/mm/libstrata.so (the override)
 #   glibc      malloc/free of glibc
 #   tbbmalloc, mimalloc, jemalloc, tcmalloc: malloc/free with LD_PRELOAD of the
@@ -51,6 +53,7 @@ STRATA_SO=$(readlink -f "$BUILD/mm/libstrata.so")
 CASES=(
   "strata strata - -"
   "strata.aligned64 strata-aligned - -"
+  "strata.tl_get tl-get - -"
   "strata.so malloc $STRATA_SO libstrata.so"
   "glibc malloc - libc.so"
   "tbbmalloc malloc $LIBDIR/libtbbmalloc_proxy.so.2 libtbbmalloc"
@@ -67,7 +70,7 @@ run_one() {
   local name=$1 mode=$2 preload=$3 expect=$4 col=$5 n=$6
   local base=$TMP/$name-$col-$n size=$col
   if [[ $col == a* ]]; then
-    [ "$mode" = strata-aligned ] && { echo "-" >"$base.ir"; return 0; }
+    [ "$mode" = strata-aligned ] || [ "$mode" = tl-get ] && { echo "-" >"$base.ir"; return 0; }
     size=${col#a}
     if [ "$mode" = strata ]; then mode=strata-append; else mode=append; fi
   fi

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # strata's test command: installs the build dependencies, configures and
-# builds a CMake preset (default: release) into build/<preset>, and runs the
-# CTest suite without the slow tests.
+# builds a CMake preset into build/<preset>, and runs the CTest suite without
+# the slow tests.  Without --preset: the release preset (every suite), then
+# the debug-full preset (every validator after every change) on the suites
+# that drive the heap directly (labels unit, api, corruption, stress,
+# unload; the real programs of label override run in release only).
 #
 #   scripts/run-tests.sh [--preset NAME] [--slow] [--no-deps] [--jobs N] [-- CTEST-ARGS...]
 #
-#   --preset NAME  configure/build/test preset from CMakePresets.json:
-#                  release (default), debug, debug-full, asan, tsan
+#   --preset NAME  configure/build/test only this preset from CMakePresets.json:
+#                  release, debug, debug-full, asan, tsan
 #   --slow         also register and run the slow suites (label "slow")
 #   --no-deps      do not run scripts/install-deps.sh
 #   --jobs N       build parallelism (default: nproc)
@@ -19,7 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 cd "$root"
 
-preset=release
+preset=
 slow=0
 deps=1
 jobs="$(nproc 2>/dev/null || echo 2)"
@@ -42,7 +45,7 @@ while (($#)); do
   esac
 done
 
-case "$preset" in
+case "${preset:-release}" in
   release|debug|debug-full|asan|tsan) ;;
   *) echo "run-tests.sh: unknown preset '$preset' (release, debug, debug-full, asan, tsan)" >&2; exit 2 ;;
 esac
@@ -54,6 +57,11 @@ if ((deps)); then
   bash scripts/install-deps.sh
 fi
 
+# run_preset NAME [CTEST-ARGS...]: configure, build and test one preset.
+run_preset() {
+local preset="$1"
+shift
+local build_dir
 build_dir="build/$preset"
 slow_opt=OFF; ((slow)) && slow_opt=ON
 
@@ -74,7 +82,7 @@ esac
 
 ctest_args=(--test-dir "$build_dir" --output-on-failure -j "$ctest_jobs" --no-tests=error)
 ((slow)) || ctest_args+=(-LE slow)
-ctest_args+=("${extra[@]}")
+ctest_args+=("$@")
 
 step "test: ctest ${ctest_args[*]}"
 log="$build_dir/run-tests.log"
@@ -87,6 +95,14 @@ summary="$(grep -E '^[0-9]+% tests passed' "$log" | tail -n 1 || true)"
 step "result ($preset): ${summary:-no ctest summary line (ctest exit code $rc)}"
 if ((rc != 0)); then
   echo "strata: tests FAILED (ctest exit code $rc); full log: $log" >&2
-  exit "$rc"
+  return "$rc"
 fi
-echo "strata: all tests passed"
+echo "strata: all tests passed ($preset)"
+}
+
+if [[ -n "$preset" ]]; then
+  run_preset "$preset" "${extra[@]}"
+else
+  run_preset release "${extra[@]}"
+  run_preset debug-full -L 'unit|api|corruption|stress|unload' "${extra[@]}"
+fi

@@ -112,6 +112,20 @@ STRATA_API strata_pool_t* strata_pool_create(void) noexcept {
   return reinterpret_cast<strata_pool_t*>(heap_create());
 }
 
+STRATA_API strata_pool_t* strata_pool_create_child(strata_pool_t* parent) noexcept {
+  if (!parent) return nullptr;
+  Heap* p = heap_or_default(parent);
+  STRATA_CHECK(p->magic == kHeapMagic && p->is_pool, "strata_pool_create_child: not a live pool");
+  return reinterpret_cast<strata_pool_t*>(heap_create(p));
+}
+
+STRATA_API void strata_pool_reset(strata_pool_t* pool) noexcept {
+  if (!pool) return;
+  Heap* h = heap_or_default(pool);
+  STRATA_CHECK(h->magic == kHeapMagic && h->is_pool, "strata_pool_reset: not a live pool");
+  heap_reset(h);
+}
+
 STRATA_API void* strata_pool_malloc(strata_pool_t* pool, size_t n) noexcept {
   if (!pool) return strata_malloc(n);
   return heap_alloc(heap_or_default(pool), n);

@@ -20,6 +20,7 @@ std::atomic<std::uint32_t> g_medium_arena_mask{0};  // set by ensure_process_ini
 
 namespace {
 using HeapList = IntrusiveList<&Heap::next, &Heap::prev>;
+using ChildList = IntrusiveList<&Heap::sibling_next, &Heap::sibling_prev>;  // Heap::children
 inline std::size_t heap_object_size() noexcept { return align_up(sizeof(Heap), kChunkSize); }
 }  // namespace
 
@@ -29,7 +30,7 @@ void heap_unlink_locked(Heap* h) noexcept {
   h->next = h->prev = nullptr;
 }
 
-Heap* heap_create() noexcept {
+Heap* heap_create(Heap* parent) noexcept {
   ensure_process_init();
   std::size_t size = heap_object_size();
   void* mem = os::map_aligned(size, kChunkSize);
@@ -47,7 +48,27 @@ Heap* heap_create() noexcept {
   h->map_calls.store(1, std::memory_order_relaxed);
   LockGuard g(g_heaps_lock);
   heap_link_locked(h);
+  if (parent) {
+    h->parent = parent;
+    ChildList::push_front(parent->children, h);
+  }
   return h;
+}
+
+void heap_reset(Heap* h) noexcept {
+  // Children first (their own children before them).  A reset does not
+  // change the list of children, which nobody may change meanwhile.
+  for (Heap* child = h->children; child; child = child->sibling_next) heap_reset(child);
+  if constexpr (kDebugLevel >= 3) heap_validate(h);
+  thread_cache_reset_all(h);
+  small_reset_all(h);
+  medium_reset_all(h);
+  large_reset_all(h);
+  // Nothing is handed out any more: the large frees above were counted in
+  // the calling thread's cache of h, which the reset empties again.
+  thread_cache_reset_all(h);
+  h->central_bytes.store(0, std::memory_order_relaxed);
+  if constexpr (kDebugLevel >= 3) heap_validate(h);
 }
 
 void heap_release(Heap* h) noexcept {
@@ -86,10 +107,21 @@ void heap_release(Heap* h) noexcept {
 }
 
 void heap_destroy(Heap* h) noexcept {
+  for (;;) {  // children first
+    Heap* child;
+    {
+      LockGuard g(g_heaps_lock);
+      child = h->children;
+    }
+    if (!child) break;
+    heap_destroy(child);
+  }
   {
     // Off the list first: exiting threads then no longer look at it.
     LockGuard g(g_heaps_lock);
     heap_unlink_locked(h);
+    if (h->parent) ChildList::remove(h->parent->children, h);
+    h->parent = nullptr;
   }
   heap_release(h);
   h->magic = 0;

@@ -46,6 +46,12 @@ struct alignas(4096) Heap {  // page-aligned: its locks share one page (see belo
   bool is_pool = false;
   Heap* next = nullptr;  // g_heaps list
   Heap* prev = nullptr;
+  // Nested pools (g_heaps_lock): destroying or resetting a heap does the
+  // same to its children first.
+  Heap* parent = nullptr;
+  Heap* children = nullptr;
+  Heap* sibling_next = nullptr;
+  Heap* sibling_prev = nullptr;
   // Every lock of the heap sits in its first pages (classes, large, the
   // medium arenas', the span store's, meta_lock): fork's handlers write
   // them in both processes after fork, and each page written is a
@@ -117,13 +123,21 @@ extern Lock g_heaps_lock;  // rank 1: the heap list, thread slots
 extern Heap* g_heaps;      // every live heap of this copy (g_heaps_lock)
 void heap_link_locked(Heap* h) noexcept;
 void heap_unlink_locked(Heap* h) noexcept;
-Heap* heap_create() noexcept;
+// A new pool; with a parent, a child of that pool (destroyed and reset with it).
+Heap* heap_create(Heap* parent = nullptr) noexcept;
+// Drops every block of a pool and of its children (children first) in one
+// call: spans, medium pools and large mappings stay mapped for reuse (within
+// the usual decay and budgets), every thread's cache of it is emptied.  No
+// thread may use the pool or its blocks meanwhile.  O(mappings).
+void heap_reset(Heap* h) noexcept;
 // Returns every mapping h holds (blocks of all tiers, kept and cached
 // memory, thread caches, bookkeeping) and leaves h as freshly constructed,
 // still on the heap list.  No thread may use h meanwhile or after, unless it
 // allocates anew; threads' caches of h are forgotten, not flushed.
 void heap_release(Heap* h) noexcept;
-void heap_destroy(Heap* h) noexcept;  // a pool: off the heap list, released, its Heap object unmapped
+// A pool: its children destroyed first, then off the heap list (and its
+// parent's children), released, its Heap object unmapped.  O(mappings).
+void heap_destroy(Heap* h) noexcept;
 std::size_t heap_trim(Heap* h) noexcept;  // gives back free memory (strata_heap_trim)
 // Calls visit for every block of h (with_free: free blocks too), tier by
 // tier, each under its own locks; returns false if visit returned false.

@@ -434,6 +434,19 @@ void large_release_all(Heap* h) noexcept {
   t.count = t.bytes = t.cached_count = t.cached_bytes = 0;
 }
 
+void large_reset_all(Heap* h) noexcept {
+  for (;;) {
+    LargeBlock* lb;
+    {
+      LockGuard g(h->large.lock);
+      lb = h->large.blocks;
+    }
+    if (!lb) break;
+    set_large_magic(lb, kLargeMagic);  // a parked one is live to large_free (the caches forgot it)
+    large_free(h, lb);
+  }
+}
+
 bool large_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
   LargeTier& t = h->large;
   LockGuard g(t.lock);

@@ -62,6 +62,10 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
 inline std::size_t large_usable(const LargeBlock* lb) noexcept {
   return static_cast<std::size_t>(lb->base + lb->map_size - static_cast<char*>(lb->user));
 }
+// Frees every live (and parked) block of h as large_free does: kept for
+// reuse within the tier's budget.  Thread caches must have forgotten their
+// parked blocks first.
+void large_reset_all(Heap* h) noexcept;
 // Unmaps every block and kept mapping of h and leaves the tier as freshly
 // constructed (parked blocks are on the live list: they go too).
 void large_release_all(Heap* h) noexcept;

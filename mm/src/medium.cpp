@@ -200,6 +200,19 @@ inline bool is_start(MediumPool* pool, char* block) noexcept {
   return (pool->starts[g / 64] >> (g % 64)) & 1;
 }
 
+// The pool's data as one free run ending at the sentinel, in its bin (lock
+// held; no block of the pool is in use or in a bin).
+void make_one_free_run_locked(MediumTier& m, MediumPool* pool) noexcept {
+  char* data = data_of(pool);
+  std::size_t size = kMediumPoolGranules * kMediumGranule;
+  tag_at(data)->prev_size = 0;
+  tag_at(data)->size_flags = size;
+  MediumTag* sentinel = tag_at(data + size);
+  sentinel->prev_size = size;
+  sentinel->size_flags = kInUse | kPrevFree;
+  bin_insert(m, data, size);
+}
+
 MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   void* mem = heap_map(h, kMediumPoolSize, ChunkKind::kMedium, nullptr, "strata:medium");
   if (!mem) return nullptr;
@@ -215,14 +228,7 @@ MediumPool* pool_create(Heap* h, MediumTier& m) noexcept {
   PoolList::push_front(m.pools, pool);
   m.pool_count++;
   m.empty_pools++;
-  char* data = data_of(pool);
-  std::size_t size = kMediumPoolGranules * kMediumGranule;
-  tag_at(data)->prev_size = 0;
-  tag_at(data)->size_flags = size;
-  MediumTag* sentinel = tag_at(data + size);
-  sentinel->prev_size = size;
-  sentinel->size_flags = kInUse | kPrevFree;
-  bin_insert(m, data, size);
+  make_one_free_run_locked(m, pool);
   return pool;
 }
 
@@ -571,6 +577,25 @@ void medium_release_all(Heap* h) noexcept {
       pool = next;
     }
     m = MediumTier{};  // as freshly constructed: no pools, empty bins and masks, zero counts
+  }
+}
+
+void medium_reset_all(Heap* h) noexcept {
+  for (MediumTier& m : h->medium) {
+    LockGuard g(medium_lock(h, m));
+    m.group_mask = 0;
+    for (auto& w : m.bin_mask) w = 0;
+    for (auto& b : m.bins) b = nullptr;
+    for (MediumPool* pool = m.pools; pool; pool = pool->next) {
+      pool->used_blocks = pool->used_bytes = 0;
+      for (auto& w : pool->starts) w = 0;
+      pool->trim_since_ms = 0;
+      make_one_free_run_locked(m, pool);
+      // Its dirty pages wait for the trim delay like any free top.
+      trim_top_locked(m, pool, data_of(pool), kMediumPoolGranules * kMediumGranule);
+    }
+    m.empty_pools = m.pool_count;
+    m.blocks = m.bytes = 0;
   }
 }
 

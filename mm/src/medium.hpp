@@ -114,6 +114,10 @@ __attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPo
   return (*w >> (g % 64)) & 1;
 }
 std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
+// Drops every block of h: each pool becomes one free run again (kept
+// mapped; its dirty pages are trimmed after the delay).  No thread may use
+// the heap meanwhile; thread caches are reset by the caller.
+void medium_reset_all(Heap* h) noexcept;
 // Unmaps every pool of h and leaves the arenas as freshly constructed.
 void medium_release_all(Heap* h) noexcept;
 // Calls visit for every block of h's pools (live ones, and free runs too

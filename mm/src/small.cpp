@@ -451,6 +451,27 @@ void small_release_all(Heap* h) noexcept {
   }
 }
 
+void small_reset_all(Heap* h) noexcept {
+  LockGuard g(h->spans.lock);
+  const std::uint64_t now = os::now_ms();
+  for (Span* s = h->spans.all; s; s = s->all_next) {
+    if (!s->assigned) continue;
+    s->carved.store(0, std::memory_order_release);
+    s->assigned = false;
+    s->owner.store(nullptr, std::memory_order_relaxed);
+    s->in_partial = false;
+    s->free_list = s->free_tail = nullptr;
+    s->used.set(0);
+    s->freed_ms = now;
+    free_push_locked(h, s);
+  }
+  for (SizeClass& sc : h->classes) {
+    sc.partial = nullptr;
+    sc.pending.store(nullptr, std::memory_order_relaxed);
+    sc.span_count = 0;
+  }
+}
+
 namespace {
 // A block's free cookie as another thread may be writing it (a thread cache
 // pops and pushes without the class lock): a relaxed snapshot.

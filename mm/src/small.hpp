@@ -116,6 +116,11 @@ void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t co
 void small_flush_cache(ThreadCache* tc) noexcept;
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
 std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans
+// Drops every block of h: every span goes to the free-span list, kept
+// mapped for reuse (it decays like any empty span).  No thread may use the
+// heap meanwhile; thread caches are reset by the caller (their owned lists
+// name these spans).
+void small_reset_all(Heap* h) noexcept;
 // Unmaps every span of h and leaves the tier as freshly constructed (no
 // thread may use the heap meanwhile).
 void small_release_all(Heap* h) noexcept;

@@ -135,6 +135,27 @@ void thread_cache_after_fork_child() noexcept {
   if (mine) g_slot_bits[(mine - 1) / 64] |= std::uint64_t{1} << ((mine - 1) % 64);
 }
 
+void thread_cache_reset_all(Heap* h) noexcept {
+  LockGuard m(h->meta_lock);
+  for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
+    for (unsigned c = 0; c < kNumClasses; ++c) {
+      for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
+        bin->head = nullptr;
+        bin->room = bin->max;
+      }
+      tc->owned[c] = tc->own_partial[c] = nullptr;
+    }
+    for (CacheBin& bin : tc->medium_bins) {
+      bin.head = nullptr;
+      bin.room = bin.max;
+    }
+    tc->medium_cached_bytes = 0;
+    tc->parked_large = nullptr;
+    tc->parked_large_bytes = 0;
+    tc->central_pending = 0;
+  }
+}
+
 void thread_cache_forget_all(Heap* h) noexcept {
   // g_heaps_lock keeps exiting threads (on_thread_exit) off h's caches.
   LockGuard g(g_heaps_lock);

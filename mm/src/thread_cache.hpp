@@ -113,6 +113,10 @@ void thread_cache_fini() noexcept;
 // detached, the slot bitmap keeps the forking thread's slot only
 // (g_heaps_lock and every heap lock are free again).
 void thread_cache_after_fork_child() noexcept;
+// Empties every cache of h without giving anything back (h's blocks are
+// being dropped): bins, foreign and medium bins, the parked block, owned
+// spans, the pending byte count.  No thread may use h meanwhile.
+void thread_cache_reset_all(Heap* h) noexcept;
 // Detaches every cache of h without flushing it (h is being released, its
 // tiers are unmapped); points the process heap's users back at g_empty_cache.
 void thread_cache_forget_all(Heap* h) noexcept;

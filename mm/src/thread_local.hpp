@@ -2,7 +2,8 @@
 // module can keep without a pthread key, a __thread pointer or a C++
 // thread_local, none of which survives the module's unload cleanly.
 //
-// A handle is a slot of the process heap (allocated from its metadata); a
+// A handle is a slot of the process heap (allocated from its metadata; the
+// fast path relies on it being the process heap's); a
 // thread's block for handle i is entry i of its cache's tl_pages.  The block
 // itself is an ordinary block of the heap, zero-filled, made on the thread's
 // first get.  It goes when its thread exits (on_thread_exit, before the
@@ -34,14 +35,14 @@ ThreadLocalSlot* thread_local_create(Heap* h, std::size_t size, ThreadLocalFn in
                                      void* ctx) noexcept;
 void thread_local_destroy(ThreadLocalSlot* s) noexcept;
 STRATA_SLOW_PATH void* thread_local_get_slow(ThreadLocalSlot* s) noexcept;
-// The calling thread's block: one TLS load, two dependent loads and a test
-// when it exists.
+// The calling thread's block: a TLS load, two dependent loads and two tests
+// when it exists.  Handles belong to the process heap, whose cache is
+// t_cache: g_empty_cache (a thread without one) has no pages, so no test for
+// it is needed.
 STRATA_FAST_PATH void* thread_local_get(ThreadLocalSlot* s) noexcept {
-  ThreadCache* tc = cache_lookup_inline(s->heap);
-  if (STRATA_LIKELY(tc != nullptr)) {
-    if (void** page = tc->tl_pages[s->index / kThreadLocalPerPage]; STRATA_LIKELY(page != nullptr))
-      if (void* b = page[s->index % kThreadLocalPerPage]; STRATA_LIKELY(b != nullptr)) return b;
-  }
+  ThreadCache* tc = t_cache;
+  if (void** page = tc->tl_pages[s->index / kThreadLocalPerPage]; STRATA_LIKELY(page != nullptr))
+    if (void* b = page[s->index % kThreadLocalPerPage]; STRATA_LIKELY(b != nullptr)) return b;
   return thread_local_get_slow(s);
 }
 // Thread exit: finalises and frees every thread-local block of tc.

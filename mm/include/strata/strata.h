@@ -116,9 +116,22 @@ STRATA_API STRATA_MALLOC_ATTR void* strata_pool_aligned_alloc(strata_pool_t* poo
 STRATA_API void* strata_pool_realloc(strata_pool_t* pool, void* p, size_t size) STRATA_NOEXCEPT;
 /* Frees a block of `pool` (a block of another pool is reported as WRONG_POOL). */
 STRATA_API void strata_pool_free(strata_pool_t* pool, void* p) STRATA_NOEXCEPT;
-/* Releases every mapping the pool took from the OS.  No thread may use the
- * pool or any of its blocks afterwards.  NULL does nothing. */
+/* Releases every mapping the pool took from the OS, its children's first.
+ * No thread may use the pool or any of its blocks afterwards.  Costs
+ * O(mappings), not O(blocks).  NULL does nothing. */
 STRATA_API void strata_pool_destroy(strata_pool_t* pool) STRATA_NOEXCEPT;
+/* A pool nested in `parent` (an arena of an arena): destroying or resetting
+ * the parent destroys or resets its children first.  NULL when out of
+ * memory or when parent is NULL. */
+STRATA_API strata_pool_t* strata_pool_create_child(strata_pool_t* parent) STRATA_NOEXCEPT;
+/* Drops every block of the pool, and of its children, in one call: the
+ * memory stays mapped for reuse (free spans decay, medium pools are trimmed
+ * after the trim delay, large mappings are kept within the usual budget),
+ * every thread's cache of the pool is emptied.  No thread may use the pool or
+ * any of its blocks meanwhile; afterwards it is used like a new pool.  Costs
+ * O(mappings), not O(blocks).  NULL does nothing (the process heap cannot be
+ * reset). */
+STRATA_API void strata_pool_reset(strata_pool_t* pool) STRATA_NOEXCEPT;
 /* The pool that owns block p, NULL for a block of the process heap or for a
  * pointer that is not a live strata block. */
 STRATA_API strata_pool_t* strata_pool_of(const void* p) STRATA_NOEXCEPT;

@@ -83,11 +83,24 @@ class Pool {
   void free(void* p) noexcept { strata_pool_free(pool_, p); }
   // Releases everything now; the handle is empty afterwards.
   void destroy() noexcept { strata_pool_destroy(std::exchange(pool_, nullptr)); }
+  // Drops every block (and every child's) at once; the pool stays usable.
+  void reset() noexcept { strata_pool_reset(pool_); }
+  // A pool nested in this one: destroyed or reset with it.  A child Pool
+  // object must not outlive its parent's (whose destroy already destroyed
+  // the child): declare it after the parent, or let go of it with detach().
+  Pool make_child() {
+    strata_pool_t* c = strata_pool_create_child(pool_);
+    if (!c) throw std::bad_alloc();
+    return Pool(c);
+  }
+  // Gives up ownership: the handle is empty, the pool lives on.
+  strata_pool_t* detach() noexcept { return std::exchange(pool_, nullptr); }
 
   strata_pool_t* get() const noexcept { return pool_; }
   explicit operator bool() const noexcept { return pool_ != nullptr; }
 
  private:
+  explicit Pool(strata_pool_t* p) noexcept : pool_(p) {}
   strata_pool_t* pool_;
 };
 
