@@ -30,6 +30,9 @@ void name_region(void* addr, std::size_t size, const char* name) noexcept;
 void futex_wait(const void* addr, std::uint32_t expected) noexcept;
 void futex_wake_one(const void* addr) noexcept;
 
+// Whether the page holding addr is mapped (mincore); for the rare checks
+// that must not read memory that may be gone.
+bool is_mapped(const void* addr) noexcept;
 // Gives the CPU to another thread (sched_yield).
 void yield() noexcept;
 

@@ -70,6 +70,15 @@ void discard(void* addr, std::size_t size) noexcept {
   errno = saved;
 }
 
+bool is_mapped(const void* addr) noexcept {
+  int saved = errno;
+  unsigned char v;
+  void* page = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(addr) & ~(kPageSize - 1));
+  bool mapped = ::mincore(page, kPageSize, &v) == 0 || errno != ENOMEM;
+  errno = saved;
+  return mapped;
+}
+
 void yield() noexcept { ::sched_yield(); }
 
 std::uint64_t now_ms() noexcept {

@@ -18,7 +18,9 @@
 //     nothrow forms use it when a new_handler is installed, so that a handler
 //     that throws leads to null without a catch (and a personality routine,
 //     i.e. libstdc++/libgcc_s) in this library.
-// libstrata_new_delete.a is linked into C++ programs and uses std:: directly.
+// libstrata_new_delete.a is linked into C++ programs and uses std:: directly;
+// libstrata_module_heap.a (STRATA_MODULE_HEAP) into modules, with hidden
+// definitions (module_heap.cpp).
 #include <strata/strata.h>
 
 #include <cstddef>
@@ -166,7 +168,21 @@ void* new_nothrow(std::size_t n, std::size_t align) noexcept {
 
 }  // namespace
 
+#ifdef STRATA_MODULE_HEAP
+// libstrata_module_heap.a: the module's own operator new and delete, hidden;
+// a delete of a block of the process's operator new goes to the process's
+// free (module_heap.cpp).
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_module_free(void* p) noexcept;
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_module_free_sized(void* p, size_t n) noexcept;
+// <new> declares them with default visibility, which an attribute cannot
+// change: they are made local to the module by the link option the
+// target carries (--exclude-libs for this archive).
+#define STRATA_EXPORT
+#define strata_free strata_detail_module_free
+#define strata_free_sized strata_detail_module_free_sized
+#else
 #define STRATA_EXPORT __attribute__((visibility("default")))
+#endif
 
 STRATA_EXPORT void* operator new(std::size_t n) { return new_impl(n, 0); }
 STRATA_EXPORT void* operator new[](std::size_t n) { return new_impl(n, 0); }

@@ -129,6 +129,16 @@ int run_cycles(const char* path, long cycles, int mode, long warm, double limit)
         done++;
       }
     });
+  // A failure stops and joins the workers first (a std::thread still
+  // joinable at return would terminate the host before it says why).
+  auto fail = [&](const char* what, long c) {
+    std::printf("FAIL: %s in cycle %ld\n", what, c);
+    std::fflush(stdout);
+    stop = true;
+    generation++;
+    for (auto& t : workers) t.join();
+    return 1;
+  };
   Mem warm_mem{};
   for (long c = 0; c < cycles; ++c) {
     Call f;
@@ -138,19 +148,10 @@ int run_cycles(const char* path, long cycles, int mode, long warm, double limit)
     generation++;
     while (done < kWorkers) std::this_thread::yield();
     call = nullptr;
-    if (dlclose(h) != 0) {
-      std::printf("FAIL: dlclose: %s\n", dlerror());
-      return 1;
-    }
-    if (failed) {
-      std::printf("FAIL: the plugin failed a call in cycle %ld\n", c);
-      return 1;
-    }
+    if (dlclose(h) != 0) return fail(dlerror(), c);
+    if (failed) return fail("the plugin failed a call", c);
     Mem m = read_mem(path);
-    if (m.plugin_mapped) {
-      std::printf("FAIL: the plugin is still mapped after dlclose in cycle %ld\n", c);
-      return 1;
-    }
+    if (m.plugin_mapped) return fail("the plugin is still mapped after dlclose", c);
     if (c + 1 == warm) warm_mem = m;
   }
   Mem end = read_mem(path);

@@ -5,10 +5,30 @@
 // its constructor, per-thread state of every thread that called it, a pool
 // it never destroys, live medium and large blocks.  All of it must be gone
 // once the host has unloaded it.
+//
+// Built twice: calling strata_malloc and friends (strata_unload_plugin), and
+// calling plain malloc, calloc, free, new and delete captured by
+// strata::module_heap (strata_unload_plugin_malloc, UNLOAD_PLUGIN_MALLOC),
+// which also keeps C++ containers and frees blocks of the process's malloc.
+#include <malloc.h>
 #include <strata/strata.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#ifdef UNLOAD_PLUGIN_MALLOC
+#define ALLOC(n) std::malloc(n)
+#define CALLOC(c, n) std::calloc(c, n)
+#define FREE(p) std::free(p)
+#else
+#define ALLOC(n) strata_malloc(n)
+#define CALLOC(c, n) strata_calloc(c, n)
+#define FREE(p) strata_free(p)
+#endif
 
 namespace {
 
@@ -28,13 +48,19 @@ __thread void* t_state;  // the per-thread state as a __thread pointer to a stra
 __attribute__((constructor)) void build_tables() {
   for (std::size_t i = 0; i < sizeof g_tables / sizeof g_tables[0]; ++i) {
     std::size_t n = 16 + (i * 16) % 112;
-    g_tables[i] = strata_malloc(n);
+    g_tables[i] = ALLOC(n);
     if (g_tables[i]) std::memset(g_tables[i], static_cast<int>(i), n);
   }
   g_pool = strata_pool_create();
   for (int i = 0; i < 100; ++i) g_pool_blocks[i] = strata_pool_malloc(g_pool, 64 + static_cast<std::size_t>(i) * 700);
-  g_medium = strata_malloc(100000);
-  g_large = strata_malloc(std::size_t{3} << 20);
+  g_medium = ALLOC(100000);
+  g_large = ALLOC(std::size_t{3} << 20);
+#ifdef UNLOAD_PLUGIN_MALLOC
+  // C++ objects through the module's operator new, never destroyed before
+  // the unload (a leaked singleton, as plugins have).
+  auto* names = new std::map<std::string, std::vector<int>>();
+  for (int i = 0; i < 500; ++i) (*names)["entry number " + std::to_string(i)] = std::vector<int>(20, i);
+#endif
   g_state = strata_thread_local_create(kStateBytes);
 }
 
@@ -43,14 +69,25 @@ int touch_blocks(unsigned seed) {
   void* keep[300];
   int sum = 0;
   for (int j = 0; j < 300; ++j) {
-    keep[j] = strata_malloc(16 + (seed + static_cast<unsigned>(j) * 37u) % 1000u);
+    keep[j] = ALLOC(16 + (seed + static_cast<unsigned>(j) * 37u) % 1000u);
     if (!keep[j]) return -1;
     std::memset(keep[j], j, 16);
   }
   for (int j = 0; j < 300; ++j) {
     sum += static_cast<unsigned char*>(keep[j])[0];
-    strata_free(keep[j]);
+    FREE(keep[j]);
   }
+#ifdef UNLOAD_PLUGIN_MALLOC
+  // A block of the process's malloc (libc's strdup calls it), freed and
+  // reallocated by the module: handed to the process's functions.
+  char* s = strdup("made by the process's malloc");
+  if (!s || malloc_usable_size(s) < 29) return -1;
+  s = static_cast<char*>(realloc(s, 100));
+  if (!s || std::strcmp(s, "made by the process's malloc") != 0) return -1;
+  free(s);
+  std::vector<std::string> words(50, std::string(40, 'w'));  // the module's new and delete
+  sum += static_cast<int>(words.size());
+#endif
   return sum;
 }
 
@@ -62,7 +99,7 @@ int touch_blocks(unsigned seed) {
 extern "C" __attribute__((visibility("default"))) int plugin_call(int mode) {
   auto* state = static_cast<unsigned char*>(nullptr);
   if (mode == 0) {
-    if (!t_state) t_state = strata_calloc(1, kStateBytes);
+    if (!t_state) t_state = CALLOC(1, kStateBytes);
     state = static_cast<unsigned char*>(t_state);
   } else if (mode == 1) {
     state = static_cast<unsigned char*>(strata_thread_local_get(g_state));
@@ -80,7 +117,11 @@ extern "C" __attribute__((visibility("default"))) int plugin_call(int mode) {
 extern "C" __attribute__((visibility("default"))) int plugin_check() {
   for (std::size_t i = 0; i < sizeof g_tables / sizeof g_tables[0]; ++i)
     if (!g_tables[i] || static_cast<unsigned char*>(g_tables[i])[0] != static_cast<unsigned char>(i)) return -1;
-  return g_medium && g_large && g_pool && g_state && g_pool_blocks[99] ? 0 : -1;
+  if (!(g_medium && g_large && g_pool && g_state && g_pool_blocks[99])) return -1;
+  // Every table block is this module's strata's (so is malloc's, captured).
+  for (std::size_t i = 0; i < sizeof g_tables / sizeof g_tables[0]; i += 1000)
+    if (strata_usable_size(g_tables[i]) < 16) return -1;
+  return 0;
 }
 
 // Gives the plugin heap's free memory back (so that a measurement after it
