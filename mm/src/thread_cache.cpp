@@ -113,6 +113,11 @@ void thread_cache_fini() noexcept {
 void thread_cache_after_fork_child() noexcept {
   // Only the forking thread lives on: give the caches of the others back.
   std::uint32_t mine = t_slot;
+  // Their thread-local blocks first, with no strata lock held (the frees
+  // may set up this thread's cache); the child has one thread, nothing
+  // changes the list meanwhile but the frees, which add at its front.
+  for (ThreadCache* tc = g_default_heap.caches; tc; tc = tc->next)
+    if (tc->slot + 1 != mine && tc->tl_count) thread_local_drop_thread(tc);
   LockGuard g(g_heaps_lock);
   for (Heap* h = g_heaps; h; h = h->next) {
     ThreadCache* tc = h->caches;

@@ -117,6 +117,21 @@ void thread_local_release_thread(ThreadCache* tc) noexcept {
   }
 }
 
+void thread_local_drop_thread(ThreadCache* tc) noexcept {
+  Heap* h = tc->heap;
+  for (std::uint32_t p = 0; p < kThreadLocalPages && tc->tl_count; ++p) {
+    if (!tc->tl_pages[p]) continue;
+    for (std::uint32_t i = 0; i < kThreadLocalPerPage; ++i) {
+      void* b;
+      {
+        LockGuard m(h->meta_lock);
+        b = take_locked(tc, p * kThreadLocalPerPage + i);
+      }
+      if (b) free_slow(b, h, "fork");
+    }
+  }
+}
+
 void thread_local_finalize_heap(Heap* h) noexcept {
   for (std::uint32_t index = 0;; ++index) {
     ThreadLocalSlot* s;

@@ -47,6 +47,9 @@ STRATA_FAST_PATH void* thread_local_get(ThreadLocalSlot* s) noexcept {
 }
 // Thread exit: finalises and frees every thread-local block of tc.
 void thread_local_release_thread(ThreadCache* tc) noexcept;
+// fork's child: frees tc's blocks (tc is the cache of a thread that did not
+// survive the fork) without their finalizers, whose threads are gone.
+void thread_local_drop_thread(ThreadCache* tc) noexcept;
 // Before a release of h: runs the finalizer of every thread's block of every
 // handle of h (the blocks themselves go with the heap's memory).
 void thread_local_finalize_heap(Heap* h) noexcept;

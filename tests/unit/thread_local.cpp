@@ -178,3 +178,28 @@ TEST_CASE("strata_release_all runs every thread's fini and leaves a working heap
   CHECK(r.exited(0));
   INFO(r.describe());
 }
+
+TEST_CASE("after fork, the blocks of threads that did not survive are freed, not inherited", "[thread_local][fork]") {
+  strata_thread_local_t* h = strata_thread_local_create(512);
+  REQUIRE(h);
+  std::atomic<bool> ready{false}, go{false};
+  std::thread t([&] {
+    std::memset(strata_thread_local_get(h), 0x77, 512);  // another thread's block, alive at the fork
+    ready = true;
+    while (!go) std::this_thread::yield();
+  });
+  while (!ready) std::this_thread::yield();
+  st::ChildResult r = st::run_in_child([&] {
+    // A new thread in the child may get the dead thread's cache: its block
+    // must be a fresh, zero-filled one.
+    bool zero = false;
+    std::thread c([&] { zero = st::all_bytes(strata_thread_local_get(h), 512, 0); });
+    c.join();
+    if (!zero) _exit(20);
+  });
+  go = true;
+  t.join();
+  CHECK(r.exited(0));
+  INFO(r.describe());
+  strata_thread_local_destroy(h);
+}
