@@ -271,6 +271,6 @@ TEST_CASE("heap_release of the process heap points every live thread back at the
     for (std::size_t n : kSizes) strata_free(strata_malloc(n));
     heap_validate(&g_default_heap);
   });
-  CHECK(r.exited(0));
   INFO(r.describe());
+  CHECK(r.exited(0));
 }

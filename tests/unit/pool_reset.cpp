@@ -76,7 +76,6 @@ TEST_CASE("reset empties other threads' caches of the pool", "[pools][reset]") {
 }
 
 TEST_CASE("nested pools: reset and destroy reach the children first", "[pools][nested]") {
-  const std::size_t mapped_before = st::mapped_bytes();
   strata_pool_t* parent = strata_pool_create();
   strata_pool_t* a = strata_pool_create_child(parent);
   strata_pool_t* b = strata_pool_create_child(parent);
@@ -88,13 +87,25 @@ TEST_CASE("nested pools: reset and destroy reach the children first", "[pools][n
   CHECK(strata_pool_of(in_grandchild) == grandchild);
   strata_pool_reset(parent);
   for (strata_pool_t* p : {parent, a, b, grandchild}) CHECK(st::summary(p).in_use_bytes == 0);
-  for (strata_pool_t* p : {parent, a, b, grandchild}) fill(p, 20000);
+  // Blocks of every tier in each pool, to see their memory unmapped later.
+  std::vector<void*> probes;
+  for (strata_pool_t* p : {parent, a, b, grandchild}) {
+    std::vector<void*> v = fill(p, 20000);
+    probes.push_back(v.front());        // small
+    probes.push_back(v[20000]);         // medium
+    probes.push_back(v.back());         // large
+  }
   // A child destroyed alone leaves its parent's list; the parent then
   // destroys the others.
   strata_pool_destroy(b);
   CHECK(st::summary(a).in_use_bytes > 0);
+  for (std::size_t i = 6; i < 9; ++i) CHECK_FALSE(st::page_mapped(probes[i]));  // b's
+  CHECK(st::page_mapped(probes[3]));  // a's, still there
   strata_pool_destroy(parent);  // a and the grandchild with it
-  CHECK(st::mapped_bytes() <= mapped_before + (1 << 20));
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    INFO(i);
+    CHECK_FALSE(st::page_mapped(probes[i]));
+  }
 }
 
 TEST_CASE("strata::Pool: reset and make_child", "[pools][nested]") {

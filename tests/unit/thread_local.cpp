@@ -175,8 +175,8 @@ TEST_CASE("strata_release_all runs every thread's fini and leaves a working heap
     if (!h2 || !strata_thread_local_get(h2)) _exit(13);
     strata_free(strata_malloc(5000));
   });
-  CHECK(r.exited(0));
   INFO(r.describe());
+  CHECK(r.exited(0));
 }
 
 TEST_CASE("after fork, the blocks of threads that did not survive are freed, not inherited", "[thread_local][fork]") {
@@ -199,7 +199,7 @@ TEST_CASE("after fork, the blocks of threads that did not survive are freed, not
   });
   go = true;
   t.join();
-  CHECK(r.exited(0));
   INFO(r.describe());
+  CHECK(r.exited(0));
   strata_thread_local_destroy(h);
 }
