@@ -11,7 +11,9 @@
 #   4. runs bench/run --quick: every whole workload with every allocator
 #      preloaded, 1, 2 and 4 threads, 3 interleaved rounds; time and peak RSS
 #      ratios to glibc and to the best peer, geometric means
-#   5. prints strata's heap summary as the micro benchmarks left it: the
+#   5. times strata_pool_destroy and strata_pool_reset of a pool holding a
+#      million live blocks against freeing them one by one
+#   6. prints strata's heap summary as the micro benchmarks left it: the
 #      benchmark binary calls strata_print_summary(NULL, 1) after its last
 #      benchmark (printed at the very end)
 # About 3-4 minutes on 2 cores (build about 1, micro about 1.5, workloads
@@ -26,7 +28,7 @@ scripts/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF
-cmake --build build -j"$jobs" --target strata_micro strata_workloads strata_override
+cmake --build build -j"$jobs" --target strata_micro strata_workloads strata_override strata_pairs
 
 summary=$(mktemp /tmp/strata-summary.XXXXXX)
 trap 'rm -f "$summary"' EXIT
@@ -37,6 +39,10 @@ python3 bench/compare.py --quick --binary build/bench/strata_micro "$@" |
 
 echo
 python3 bench/run --quick --build build
+
+echo
+echo "==== pools: destroy and reset of a pool holding a million live blocks (O(mappings))"
+build/bench/strata_pairs pool-destroy 1000000 3
 
 echo
 cat "$summary"
