@@ -12,7 +12,8 @@
 //   thread-local block), none.
 //   Environment: UNLOAD_MAX_GROWTH (bytes per cycle or thread after warm-up,
 //   default 64), UNLOAD_WARMUP (cycles or threads, default n / 10),
-//   UNLOAD_MAPS_SLACK (maps lines that may be gained: default 0 for cycles;
+//   UNLOAD_SERIES (a file: 200 samples "cycle vm_kib rss_kib maps_lines" of
+//   scenario a, for a plot), UNLOAD_MAPS_SLACK (maps lines that may be gained: default 0 for cycles;
 //   64 for threads, where trimming the free spans between live ones splits
 //   runs of mappings: a mapping leaked per thread would add thousands).
 //
@@ -98,6 +99,7 @@ int finish(const char* what, long n, long warm, const Mem& w, const Mem& e, doub
   if (const char* ms = std::getenv("UNLOAD_MAPS_SLACK")) maps_slack = std::atol(ms);
   bool ok = vm <= limit && rss <= limit && e.maps <= w.maps + maps_slack;
   if (!ok) std::printf("FAIL: more than %.0f B per step, or more mappings, after warm-up\n", limit);
+  std::fflush(stdout);  // before the threads exit: a crash there must not lose the figures
   return ok ? 0 : 1;
 }
 
@@ -143,6 +145,9 @@ int run_cycles(const char* path, long cycles, int mode, long warm, double limit)
     for (auto& t : workers) t.join();
     return 1;
   };
+  // UNLOAD_SERIES=<file>: "cycle vm_kib rss_kib maps_lines", 200 samples.
+  FILE* series = std::getenv("UNLOAD_SERIES") ? std::fopen(std::getenv("UNLOAD_SERIES"), "w") : nullptr;
+  const long series_every = cycles / 200 > 0 ? cycles / 200 : 1;
   Mem warm_mem{};
   for (long c = 0; c < cycles; ++c) {
     Call f;
@@ -156,12 +161,16 @@ int run_cycles(const char* path, long cycles, int mode, long warm, double limit)
     if (failed) return fail("the plugin failed a call", c);
     Mem m = read_mem(path);
     if (m.plugin_mapped) return fail("the plugin is still mapped after dlclose", c);
+    if (series && (c % series_every == 0 || c + 1 == cycles)) {
+      std::fprintf(series, "%ld %ld %ld %ld\n", c + 1, m.vm_kib, m.rss_kib, m.maps);
+      std::fflush(series);
+    }
     if (c + 1 == warm) warm_mem = m;
   }
   Mem end = read_mem(path);
+  int rc = finish("cycles", cycles, warm, warm_mem, end, limit, 0);
   stop = true;
   for (auto& t : workers) t.join();
-  int rc = finish("cycles", cycles, warm, warm_mem, end, limit, 0);
   return rc | after_threads_exit_fork();
 }
 

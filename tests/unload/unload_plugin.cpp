@@ -13,6 +13,10 @@
 #include <malloc.h>
 #include <strata/strata.h>
 
+#ifndef UNLOAD_PLUGIN_PEER
+#define UNLOAD_PLUGIN_PEER 0
+#endif
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -20,7 +24,14 @@
 #include <string>
 #include <vector>
 
-#ifdef UNLOAD_PLUGIN_MALLOC
+#if UNLOAD_PLUGIN_PEER == 2
+// The same plugin on a peer, for docs/unloading.md: mimalloc as a shared
+// library (UNLOAD_PLUGIN_PEER 2) or the process's malloc, glibc's (1).
+#include <mimalloc.h>
+#define ALLOC(n) mi_malloc(n)
+#define CALLOC(c, n) mi_calloc(c, n)
+#define FREE(p) mi_free(p)
+#elif defined(UNLOAD_PLUGIN_MALLOC) || UNLOAD_PLUGIN_PEER == 1
 #define ALLOC(n) std::malloc(n)
 #define CALLOC(c, n) std::calloc(c, n)
 #define FREE(p) std::free(p)
@@ -51,8 +62,12 @@ __attribute__((constructor)) void build_tables() {
     g_tables[i] = ALLOC(n);
     if (g_tables[i]) std::memset(g_tables[i], static_cast<int>(i), n);
   }
+#if UNLOAD_PLUGIN_PEER
+  for (int i = 0; i < 100; ++i) g_pool_blocks[i] = ALLOC(64 + static_cast<std::size_t>(i) * 700);
+#else
   g_pool = strata_pool_create();
   for (int i = 0; i < 100; ++i) g_pool_blocks[i] = strata_pool_malloc(g_pool, 64 + static_cast<std::size_t>(i) * 700);
+#endif
   g_medium = ALLOC(100000);
   g_large = ALLOC(std::size_t{3} << 20);
 #ifdef UNLOAD_PLUGIN_MALLOC
@@ -61,7 +76,9 @@ __attribute__((constructor)) void build_tables() {
   auto* names = new std::map<std::string, std::vector<int>>();
   for (int i = 0; i < 500; ++i) (*names)["entry number " + std::to_string(i)] = std::vector<int>(20, i);
 #endif
+#if !UNLOAD_PLUGIN_PEER
   g_state = strata_thread_local_create(kStateBytes);
+#endif
 }
 
 // A few hundred small blocks touched and freed, as a call's work would.
@@ -102,7 +119,9 @@ extern "C" __attribute__((visibility("default"))) int plugin_call(int mode) {
     if (!t_state) t_state = CALLOC(1, kStateBytes);
     state = static_cast<unsigned char*>(t_state);
   } else if (mode == 1) {
+#if !UNLOAD_PLUGIN_PEER
     state = static_cast<unsigned char*>(strata_thread_local_get(g_state));
+#endif
   }
   if (mode != 2) {
     if (!state) return -1;
@@ -117,13 +136,25 @@ extern "C" __attribute__((visibility("default"))) int plugin_call(int mode) {
 extern "C" __attribute__((visibility("default"))) int plugin_check() {
   for (std::size_t i = 0; i < sizeof g_tables / sizeof g_tables[0]; ++i)
     if (!g_tables[i] || static_cast<unsigned char*>(g_tables[i])[0] != static_cast<unsigned char>(i)) return -1;
+#if UNLOAD_PLUGIN_PEER
+  return g_medium && g_large && g_pool_blocks[99] ? 0 : -1;
+#else
   if (!(g_medium && g_large && g_pool && g_state && g_pool_blocks[99])) return -1;
   // Every table block is this module's strata's (so is malloc's, captured).
   for (std::size_t i = 0; i < sizeof g_tables / sizeof g_tables[0]; i += 1000)
     if (strata_usable_size(g_tables[i]) < 16) return -1;
   return 0;
+#endif
 }
 
 // Gives the plugin heap's free memory back (so that a measurement after it
 // sees what is held, not what is cached for reuse).
-extern "C" __attribute__((visibility("default"))) void plugin_trim() { (void)strata_heap_trim(nullptr); }
+extern "C" __attribute__((visibility("default"))) void plugin_trim() {
+#if UNLOAD_PLUGIN_PEER == 1
+  malloc_trim(0);
+#elif UNLOAD_PLUGIN_PEER == 2
+  mi_collect(true);
+#else
+  (void)strata_heap_trim(nullptr);
+#endif
+}
