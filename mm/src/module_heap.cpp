@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "chunk_map.hpp"
+#include "glibc_rules.hpp"
 #include "os.hpp"
 
 namespace {
@@ -81,43 +82,15 @@ STRATA_MODULE_FN void* realloc(void* p, size_t n) noexcept {
 }
 STRATA_MODULE_FN void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
-  if (__builtin_mul_overflow(c, n, &total)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return realloc(p, total);
+  return glibc_array_size(c, n, &total) ? realloc(p, total) : nullptr;
 }
-// glibc's alignment rules, as override_malloc.cpp (docs/usage.md).
-STRATA_MODULE_FN void* memalign(size_t a, size_t n) noexcept {
-  if (a <= 16) return strata_malloc(n);
-  if (a & (a - 1)) {
-    if (a > (SIZE_MAX >> 1)) {
-      errno = EINVAL;
-      return nullptr;
-    }
-    a = size_t{1} << (64 - __builtin_clzl(a));
-  }
-  return strata_aligned_alloc(a, n);
-}
-STRATA_MODULE_FN void* aligned_alloc(size_t a, size_t n) noexcept { return memalign(a, n); }
+STRATA_MODULE_FN void* memalign(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
+STRATA_MODULE_FN void* aligned_alloc(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
 STRATA_MODULE_FN int posix_memalign(void** out, size_t a, size_t n) noexcept {
-  if (a < sizeof(void*) || (a & (a - 1))) return EINVAL;
-  int saved = errno;
-  void* p = strata_aligned_alloc(a, n);
-  errno = saved;
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
+  return glibc_posix_memalign(out, a, n);
 }
 STRATA_MODULE_FN void* valloc(size_t n) noexcept { return strata_aligned_alloc(4096, n); }
-STRATA_MODULE_FN void* pvalloc(size_t n) noexcept {
-  size_t r = (n + 4095) & ~size_t{4095};
-  if (r < n) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return strata_aligned_alloc(4096, r ? r : 4096);
-}
+STRATA_MODULE_FN void* pvalloc(size_t n) noexcept { return glibc_pvalloc(n); }
 STRATA_MODULE_FN size_t malloc_usable_size(void* p) noexcept {
   if (p && foreign(p)) {
     auto f = next<size_t (*)(void*)>(g_usable, "malloc_usable_size");

@@ -14,6 +14,7 @@
 #include <cstring>
 
 
+#include "glibc_rules.hpp"
 #include "options.hpp"
 #include "process.hpp"
 
@@ -46,47 +47,15 @@ strata_heap_summary_t summary() noexcept {
 // strata_calloc and strata_realloc (api.cpp, STRATA_MALLOC_ALIASES).
 STRATA_EXPORT void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
-  if (__builtin_mul_overflow(c, n, &total)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return strata_realloc(p, total);
+  return strata::detail::glibc_array_size(c, n, &total) ? strata_realloc(p, total) : nullptr;
 }
-namespace {
-// glibc 2.36's memalign and aligned_alloc: an alignment of 0 means none, any
-// other is rounded up to a power of two (only posix_memalign says EINVAL).
-void* glibc_memalign(size_t a, size_t n) noexcept {
-  if (a <= 16) return strata_malloc(n);
-  if (a & (a - 1)) {
-    if (a > (SIZE_MAX >> 1)) {
-      errno = EINVAL;
-      return nullptr;
-    }
-    a = size_t{1} << (64 - __builtin_clzl(a));
-  }
-  return strata_aligned_alloc(a, n);
-}
-}  // namespace
-STRATA_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
-STRATA_EXPORT void* memalign(size_t a, size_t n) noexcept { return glibc_memalign(a, n); }
+STRATA_EXPORT void* aligned_alloc(size_t a, size_t n) noexcept { return strata::detail::glibc_memalign(a, n); }
+STRATA_EXPORT void* memalign(size_t a, size_t n) noexcept { return strata::detail::glibc_memalign(a, n); }
 STRATA_EXPORT int posix_memalign(void** out, size_t a, size_t n) noexcept {
-  if (a < sizeof(void*) || (a & (a - 1))) return EINVAL;
-  int saved = errno;
-  void* p = strata_aligned_alloc(a, n);
-  errno = saved;
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
+  return strata::detail::glibc_posix_memalign(out, a, n);
 }
 STRATA_EXPORT void* valloc(size_t n) noexcept { return strata_aligned_alloc(4096, n); }
-STRATA_EXPORT void* pvalloc(size_t n) noexcept {
-  size_t r = (n + 4095) & ~size_t{4095};
-  if (r < n) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return strata_aligned_alloc(4096, r ? r : 4096);
-}
+STRATA_EXPORT void* pvalloc(size_t n) noexcept { return strata::detail::glibc_pvalloc(n); }
 STRATA_EXPORT size_t malloc_usable_size(void* p) noexcept { return strata_usable_size(p); }
 
 // C23
