@@ -191,8 +191,7 @@ void heap_validate(Heap* h) noexcept {
           STRATA_CHECK(n < bin->max, "[C1] a thread cache bin holds more blocks than its bound");
           Span* s = span_of(b);
           STRATA_CHECK(s->heap == h && s->size_class == c, "[C2] a cached small block of another heap or class");
-          STRATA_CHECK(b->cookie == (reinterpret_cast<std::uintptr_t>(b) ^ secret()),
-                       "[C3] a cached small block without its free cookie");
+          STRATA_CHECK(carries_free_cookie(b, secret()), "[C3] a cached small block without its free cookie");
         }
         STRATA_CHECK(n == bin->max - bin->room, "[C1] a thread cache bin's count is wrong");
       }
@@ -200,8 +199,7 @@ void heap_validate(Heap* h) noexcept {
     std::size_t medium_bytes = 0;
     for (unsigned c = 0; c < kNumMediumClasses; ++c)
       for (Block* b = tc->medium_bins[c].head; b; b = b->next) {
-        STRATA_CHECK(b->cookie == (reinterpret_cast<std::uintptr_t>(b) ^ secret()),
-                     "[C3] a cached medium block without its free cookie");
+        STRATA_CHECK(carries_free_cookie(b, secret()), "[C3] a cached medium block without its free cookie");
         medium_bytes += medium_block_size_racy(b);
       }
     STRATA_CHECK(medium_bytes == tc->medium_cached_bytes, "[C4] a thread cache's medium byte count is wrong");

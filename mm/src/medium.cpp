@@ -599,14 +599,6 @@ void medium_reset_all(Heap* h) noexcept {
   }
 }
 
-namespace {
-// Whether a live block's user pointer carries the free cookie, as a thread
-// that holds it in its medium cache may be changing it: a relaxed snapshot.
-__attribute__((no_sanitize("thread"))) inline bool carries_cookie(const char* user, std::uintptr_t sec) noexcept {
-  return *reinterpret_cast<const volatile std::uintptr_t*>(user + sizeof(void*)) ==
-         (reinterpret_cast<std::uintptr_t>(user) ^ sec);
-}
-}  // namespace
 
 bool medium_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
   const std::uintptr_t sec = secret();
@@ -621,7 +613,7 @@ bool medium_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcep
         char* user = b + kMediumHeaderSize;
         // A block in a thread's medium cache is in use to the tier and
         // carries the free cookie: free to the program.
-        const bool live = (tag_at(b)->size_flags & kInUse) && !carries_cookie(user, sec);
+        const bool live = (tag_at(b)->size_flags & kInUse) && !carries_free_cookie(user, sec);
         if (live || with_free) {
           const BlockInfo info{user, sz - kMediumHeaderSize, h, Tier::kMedium, 0, live};
           if (!visit(info, ctx)) return false;

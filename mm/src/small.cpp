@@ -472,13 +472,6 @@ void small_reset_all(Heap* h) noexcept {
   }
 }
 
-namespace {
-// A block's free cookie as another thread may be writing it (a thread cache
-// pops and pushes without the class lock): a relaxed snapshot.
-__attribute__((no_sanitize("thread"))) inline bool carries_cookie(const Block* b, std::uintptr_t sec) noexcept {
-  return *static_cast<const volatile std::uintptr_t*>(&b->cookie) == (reinterpret_cast<std::uintptr_t>(b) ^ sec);
-}
-}  // namespace
 
 bool small_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
   const std::uintptr_t sec = secret();
@@ -495,7 +488,7 @@ bool small_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept
         auto* b = reinterpret_cast<Block*>(base + std::size_t{i} * s->block_size);
         // Every free small block carries its cookie (on a span's free list,
         // in a thread cache, on the pending list); a live one does not.
-        const bool live = !carries_cookie(b, sec);
+        const bool live = !carries_free_cookie(b, sec);
         if (!live && !with_free) continue;
         const BlockInfo info{b, s->block_size, h, Tier::kSmall, static_cast<std::uint8_t>(c), live};
         if (!visit(info, ctx)) return false;
@@ -519,7 +512,7 @@ void validate_span_locked(Heap* h, SizeClass& sc, Span* s) noexcept {
     STRATA_CHECK(span_of(b) == s, "[S1] a block of another span on a span's free list");
     auto off = static_cast<std::size_t>(reinterpret_cast<char*>(b) - base);
     STRATA_CHECK(off % s->block_size == 0 && off / s->block_size < carved, "[S1] a free-list entry is not a carved block");
-    STRATA_CHECK(carries_cookie(b, secret()), "[S1] a block on a span's free list has no free cookie");
+    STRATA_CHECK(carries_free_cookie(b, secret()), "[S1] a block on a span's free list has no free cookie");
     if (!b->next) STRATA_CHECK(s->free_tail == b, "[S1] a span's free_tail is not its free list's last block");
     ++n;
   }

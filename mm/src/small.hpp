@@ -27,6 +27,14 @@ struct Block {
   std::uintptr_t cookie;
 };
 
+// Whether the block at p (a small block, or a medium block's user pointer)
+// carries its free cookie.  Read as a relaxed snapshot: a thread cache pops
+// and pushes without a lock while a walk or a validator looks.
+__attribute__((no_sanitize("thread"))) inline bool carries_free_cookie(const void* p, std::uintptr_t secret) noexcept {
+  return *static_cast<const volatile std::uintptr_t*>(&static_cast<const Block*>(p)->cookie) ==
+         (reinterpret_cast<std::uintptr_t>(p) ^ secret);
+}
+
 // Relaxed atomic counters written by one owner and read by reporters.
 struct Counter32 {
   std::atomic<std::uint32_t> v{0};

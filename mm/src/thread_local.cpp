@@ -26,6 +26,41 @@ void* take_locked(ThreadCache* tc, std::uint32_t index) noexcept {
   return b;
 }
 
+// Takes, one at a time under the lock, every block of tc and calls
+// fn(block, index) for each without the lock (fn may allocate or free).
+template <class Fn>
+void take_each_of_thread(ThreadCache* tc, Fn fn) noexcept {
+  Heap* h = tc->heap;
+  for (std::uint32_t p = 0; p < kThreadLocalPages && tc->tl_count; ++p) {
+    if (!tc->tl_pages[p]) continue;
+    for (std::uint32_t i = 0; i < kThreadLocalPerPage; ++i) {
+      const std::uint32_t index = p * kThreadLocalPerPage + i;
+      void* b;
+      {
+        LockGuard m(h->meta_lock);
+        b = take_locked(tc, index);
+      }
+      if (b) fn(b, index);
+    }
+  }
+}
+
+// The same for every thread's block of handle `index`: each block is taken
+// exactly once, also when a thread exits meanwhile (it takes its own under
+// the same lock).
+template <class Fn>
+void take_each_of_handle(Heap* h, std::uint32_t index, Fn fn) noexcept {
+  for (;;) {
+    void* b = nullptr;
+    {
+      LockGuard m(h->meta_lock);
+      for (ThreadCache* tc = h->caches; tc && !b; tc = tc->next) b = take_locked(tc, index);
+    }
+    if (!b) return;
+    fn(b);
+  }
+}
+
 }  // namespace
 
 ThreadLocalSlot* thread_local_create(Heap* h, std::size_t size, ThreadLocalFn init, ThreadLocalFn fini,
@@ -56,19 +91,10 @@ ThreadLocalSlot* thread_local_create(Heap* h, std::size_t size, ThreadLocalFn in
 
 void thread_local_destroy(ThreadLocalSlot* s) noexcept {
   Heap* h = s->heap;
-  // One block at a time: the finalizer and the free run without the lock
-  // (they may allocate or free); a thread exiting meanwhile takes its own
-  // block under the same lock, so each block is taken exactly once.
-  for (;;) {
-    void* b = nullptr;
-    {
-      LockGuard m(h->meta_lock);
-      for (ThreadCache* tc = h->caches; tc && !b; tc = tc->next) b = take_locked(tc, s->index);
-    }
-    if (!b) break;
+  take_each_of_handle(h, s->index, [s, h](void* b) {
     if (s->fini) s->fini(b, s->ctx);
     free_slow(b, h, "strata_thread_local_destroy");
-  }
+  });
   LockGuard m(h->meta_lock);
   s->live = false;
   s->next_free = h->tl_free;
@@ -99,37 +125,20 @@ void* thread_local_get_slow(ThreadLocalSlot* s) noexcept {
 
 void thread_local_release_thread(ThreadCache* tc) noexcept {
   Heap* h = tc->heap;
-  for (std::uint32_t p = 0; p < kThreadLocalPages && tc->tl_count; ++p) {
-    if (!tc->tl_pages[p]) continue;
-    for (std::uint32_t i = 0; i < kThreadLocalPerPage; ++i) {
-      const std::uint32_t index = p * kThreadLocalPerPage + i;
-      void* b;
-      ThreadLocalSlot* s;
-      {
-        LockGuard m(h->meta_lock);
-        b = take_locked(tc, index);
-        s = b ? slot_at_locked(h, index) : nullptr;
-      }
-      if (!b) continue;
-      if (s && s->live && s->fini) s->fini(b, s->ctx);
-      heap_free(b, tc, nullptr, "thread exit");
+  take_each_of_thread(tc, [tc, h](void* b, std::uint32_t index) {
+    ThreadLocalSlot* s;
+    {
+      LockGuard m(h->meta_lock);
+      s = slot_at_locked(h, index);
     }
-  }
+    if (s && s->live && s->fini) s->fini(b, s->ctx);
+    heap_free(b, tc, nullptr, "thread exit");
+  });
 }
 
 void thread_local_drop_thread(ThreadCache* tc) noexcept {
   Heap* h = tc->heap;
-  for (std::uint32_t p = 0; p < kThreadLocalPages && tc->tl_count; ++p) {
-    if (!tc->tl_pages[p]) continue;
-    for (std::uint32_t i = 0; i < kThreadLocalPerPage; ++i) {
-      void* b;
-      {
-        LockGuard m(h->meta_lock);
-        b = take_locked(tc, p * kThreadLocalPerPage + i);
-      }
-      if (b) free_slow(b, h, "fork");
-    }
-  }
+  take_each_of_thread(tc, [h](void* b, std::uint32_t) { free_slow(b, h, "fork"); });
 }
 
 void thread_local_finalize_heap(Heap* h) noexcept {
@@ -140,16 +149,7 @@ void thread_local_finalize_heap(Heap* h) noexcept {
       if (index >= h->tl_count) break;
       s = slot_at_locked(h, index);
     }
-    if (!s->live || !s->fini) continue;
-    for (;;) {
-      void* b = nullptr;
-      {
-        LockGuard m(h->meta_lock);
-        for (ThreadCache* tc = h->caches; tc && !b; tc = tc->next) b = take_locked(tc, index);
-      }
-      if (!b) break;
-      s->fini(b, s->ctx);
-    }
+    if (s->live && s->fini) take_each_of_handle(h, index, [s](void* b) { s->fini(b, s->ctx); });
   }
 }
 
