@@ -17,8 +17,15 @@
 #include "process.hpp"
 #include "realloc.hpp"
 #include "thread_local.hpp"
+#include "../report/report.hpp"
 
 using namespace strata::detail;
+
+namespace {
+// The exit report (STRATA_SHOW_STATS, STRATA_REPORT), read at this copy's
+// finalisation: the one call from the API up into the report layer.
+__attribute__((constructor)) void register_reports() { strata::report::register_exit_report(); }
+}  // namespace
 
 extern "C" {
 

@@ -192,7 +192,8 @@ void large_unpark(ThreadCache* tc) noexcept {
   if (tc->parked_large) large_free(tc->heap, take_parked(tc));
 }
 
-void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
+namespace {
+void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
   if (use_cache && align <= kLargeHeaderSize) {
     // The thread's parked block, if it fits the request with at most an
     // eighth to spare (the rule a kept mapping is split by); else it joins
@@ -241,6 +242,13 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(map_size));
   return user;
+}
+}  // namespace
+
+void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
+  void* p = large_alloc_block(h, size, align, use_cache);
+  if (p) large_set_requested(p, size);
+  return p;
 }
 
 void large_free(Heap* h, LargeBlock* lb) noexcept {
@@ -302,7 +310,8 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
   release_unindexed(h, base, size);
 }
 
-bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
+namespace {
+bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t head = static_cast<std::size_t>(static_cast<char*>(lb->user) - lb->base);
   if (new_size > (std::size_t{1} << 62)) return false;
   std::size_t new_map = align_up(head + new_size, kChunkSize);
@@ -367,6 +376,14 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
   return true;
 }
 
+}  // namespace
+
+bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
+  if (!resize_in_place(h, lb, new_size)) return false;
+  large_set_requested(lb->user, new_size);
+  return true;
+}
+
 void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t head = static_cast<std::size_t>(static_cast<char*>(lb->user) - lb->base);
   if (new_size > (std::size_t{1} << 62)) return nullptr;
@@ -393,6 +410,7 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   nlb->base = nb;
   nlb->map_size = new_map;
   nlb->user = nb + head;
+  nlb->requested = new_size;
   link_locked(h->large, nlb);
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
   heap_account_os(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));

@@ -35,6 +35,7 @@ struct LargeBlock {
   char* base;            // start of the mapping (64 KiB aligned); the header lies inside it
   std::size_t map_size;  // bytes mapped, multiple of 64 KiB
   void* user;            // the pointer handed out; the header sits just below it
+  std::size_t requested; // the size last asked for (large_set_requested): for the reports only
 };
 static_assert(sizeof(LargeBlock) <= kLargeHeaderSize);
 
@@ -82,6 +83,16 @@ inline std::uint64_t large_magic(const LargeBlock* lb) noexcept {
 }
 inline void set_large_magic(LargeBlock* lb, std::uint64_t m) noexcept {
   std::atomic_ref<std::uint64_t>(lb->magic).store(m, std::memory_order_relaxed);
+}
+// The size the program (or realloc's growth policy) last asked of a live
+// block, for the reports: written after the block is linked, read by a
+// report under the tier lock.
+inline void large_set_requested(void* user, std::size_t size) noexcept {
+  auto* lb = reinterpret_cast<LargeBlock*>(static_cast<char*>(user) - kLargeHeaderSize);
+  std::atomic_ref<std::size_t>(lb->requested).store(size, std::memory_order_relaxed);
+}
+inline std::size_t large_requested(const LargeBlock* lb) noexcept {
+  return std::atomic_ref<std::size_t>(const_cast<LargeBlock*>(lb)->requested).load(std::memory_order_relaxed);
 }
 // Parks lb, a live block of tc's heap that the thread frees, in tc (the
 // block parked before goes to large_free); false if lb cannot be parked

@@ -27,8 +27,8 @@ inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>
 inline MediumPool* pool_of(const char* block) noexcept {
   return chunk_map::owner_of<MediumPool>(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(block)));
 }
-inline char* data_of(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
-inline char* data_end(MediumPool* pool) noexcept { return data_of(pool) + kMediumPoolGranules * kMediumGranule; }
+inline char* data_of(MediumPool* pool) noexcept { return medium_data_begin(pool); }
+inline char* data_end(MediumPool* pool) noexcept { return medium_data_end(pool); }
 inline char* page_up(char* p) noexcept { return reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(p), kPageSize)); }
 inline char* page_down(char* p) noexcept { return reinterpret_cast<char*>(reinterpret_cast<std::uintptr_t>(p) & ~(kPageSize - 1)); }
 // The page holding the sentinel tag: always touched, never given back.

@@ -63,6 +63,12 @@ struct MediumPool {
   std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);
+// A pool's blocks tile [medium_data_begin, medium_data_end); the sentinel
+// tag sits at medium_data_end.
+inline char* medium_data_begin(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
+inline char* medium_data_end(MediumPool* pool) noexcept {
+  return medium_data_begin(pool) + kMediumPoolGranules * kMediumGranule;
+}
 
 // One medium arena: its own lock, pools and bins.  A heap has kMediumArenas
 // of them; a thread allocates from arena (thread slot % arenas in use), a

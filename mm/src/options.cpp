@@ -30,16 +30,37 @@ bool option_parse(Option o, const char* text, std::uint64_t* out) noexcept {
     *out = (*text && !(text[0] == '0' && text[1] == 0)) ? 1 : 0;
     return true;
   }
+  if (info.kind == OptionKind::kPath) {
+    std::size_t n = 0;
+    for (; text[n]; ++n)
+      if (n >= 4095 || static_cast<unsigned char>(text[n]) < 0x20 || text[n] == 0x7f) return false;
+    *out = n;  // its length
+    return n != 0;
+  }
   if (*text < '0' || *text > '9') return false;
   std::uint64_t v = 0;
   for (; *text; ++text) {
-    if (*text < '0' || *text > '9') return false;
+    if (info.kind == OptionKind::kPath) {
+    std::size_t n = 0;
+    for (; text[n]; ++n)
+      if (n >= 4095 || static_cast<unsigned char>(text[n]) < 0x20 || text[n] == 0x7f) return false;
+    *out = n;  // its length
+    return n != 0;
+  }
+  if (*text < '0' || *text > '9') return false;
     v = v * 10 + static_cast<std::uint64_t>(*text - '0');
     if (v > info.max) return false;
   }
   if (v < info.min) return false;
   *out = v;
   return true;
+}
+
+const char* option_path(Option o) noexcept {
+  if (option_info(o).kind != OptionKind::kPath || !os::environment_ready()) return nullptr;
+  const char* text = os::getenv_raw(option_info(o).env);
+  std::uint64_t n;
+  return option_parse(o, text, &n) ? text : nullptr;
 }
 
 std::uint64_t option_value(Option o) noexcept {

@@ -17,6 +17,7 @@ namespace strata::detail {
 enum class OptionKind : std::uint8_t {
   kBool,  // unset or "0": false; any other value: true
   kUInt,  // decimal digits only, within [min, max]
+  kPath,  // a file name: 1 to 4,095 bytes, no control characters (option_path)
 };
 
 // X(id, env name, kind, default, min, max, doc)
@@ -25,7 +26,13 @@ enum class OptionKind : std::uint8_t {
     "milliseconds a free run at the top of a medium pool waits before its pages (beyond the pad) go back to "     \
     "the OS; 0 gives them back at once (glibc's behaviour). Read when strata sets up its first thread cache.")    \
   X(kShowStats, "STRATA_SHOW_STATS", kBool, 0, 0, 1,                                                              \
-    "when set to anything but 0, libstrata.so prints the process heap summary to stderr at exit. Read at exit.")  \
+    "when set to anything but 0, strata prints the full text report of its process heap (a row per size class, "  \
+    "the tiers, the usage summary, the memory map's totals) to stderr at exit, or at the unload of the module "   \
+    "that carries it. Read then.")                                                                                \
+  X(kReport, "STRATA_REPORT", kPath, 0, 0, 0,                                                                     \
+    "a file strata writes the report of its process heap to at exit (or at its module's unload): JSON when the "  \
+    "name ends in .json, the SVG picture when it ends in .svg, text otherwise; %p in the name is replaced by the "\
+    "process id. Read then.")                                                                                     \
   X(kReleaseOnUnload, "STRATA_RELEASE_ON_UNLOAD", kBool, 1, 0, 1,                                                 \
     "a copy of strata linked into a shared library returns every mapping of its heaps when that library is "    \
     "unloaded (or finalised at exit); 0 keeps them (the pre-release behaviour). Read at the unload.")            \
@@ -54,6 +61,9 @@ const OptionInfo& option_info(Option o) noexcept;
 // returned and the variable read again at the next call.
 std::uint64_t option_value(Option o) noexcept;
 inline bool option_enabled(Option o) noexcept { return option_value(o) != 0; }
+// A kPath option's text, read from the environment at each call (the
+// program may change it) and validated; null when unset or invalid.
+const char* option_path(Option o) noexcept;
 
 // Parses one value as option o would (exposed for tests): true and *out set
 // if `text` is valid for o.

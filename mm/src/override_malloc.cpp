@@ -21,17 +21,8 @@
 extern "C" __attribute__((visibility("hidden"))) void strata_detail_mark_not_unloadable() noexcept;
 
 namespace {
-// STRATA_SHOW_STATS=1: a summary of the process heap on stderr at exit,
-// from strata's finalisation point (process.hpp).  The option is read then,
-// by walking environ (no getenv, no allocation).
-void show_stats_at_exit(void*) noexcept {
-  if (strata::detail::option_enabled(strata::detail::Option::kShowStats)) strata_print_summary(nullptr, 2);
-}
-
-__attribute__((constructor)) void mark() {
-  strata_detail_mark_not_unloadable();
-  strata::detail::process_on_finalize(show_stats_at_exit, nullptr);
-}
+// (STRATA_SHOW_STATS and STRATA_REPORT: the exit report, registered by api.cpp.)
+__attribute__((constructor)) void mark() { strata_detail_mark_not_unloadable(); }
 
 strata_heap_summary_t summary() noexcept {
   strata_heap_summary_t s{};

@@ -89,7 +89,7 @@ TEST_CASE("docs/options.md lists every option with its default and its documenta
   for (unsigned i = 0; i < static_cast<unsigned>(Option::kCount); ++i) {
     const OptionInfo& o = option_info(static_cast<Option>(i));
     INFO(o.env);
-    const std::string row_start = std::string("| `") + o.env + "` | " + (o.kind == OptionKind::kBool ? "switch" : "number") +
+    const std::string row_start = std::string("| `") + o.env + "` | " + (o.kind == OptionKind::kBool ? "switch" : o.kind == OptionKind::kPath ? "file" : "number") +
                                   " | " + std::to_string(o.def) + " |";
     CHECK(doc.find(row_start) != std::string::npos);
     CHECK(doc.find(o.doc) != std::string::npos);
