@@ -515,8 +515,10 @@ STRATA_API int strata_heap_regions(strata_pool_t* pool, unsigned flags, strata_r
     // The address map's leaves: bookkeeping of the whole copy.
     for (std::size_t i = 0; i < (std::size_t{1} << chunk_map::kTopBits); ++i)
       if (chunk_map::Leaf* leaf = chunk_map::g_top[i].load(std::memory_order_acquire)) {
+        // Page aligned: the chunks it touches are shown as strata's.
         auto a = reinterpret_cast<std::uintptr_t>(leaf);
-        regions.push(strata_region_t{a, a + sizeof(chunk_map::Leaf), STRATA_MAP_BOOKKEEPING, nullptr});
+        regions.push(strata_region_t{a & ~(kChunkSize - 1), align_up(a + sizeof(chunk_map::Leaf), kChunkSize),
+                                     STRATA_MAP_BOOKKEEPING, nullptr});
       }
   } else {
     regions_of(heap_or_default(pool), regions, b);
@@ -526,11 +528,15 @@ STRATA_API int strata_heap_regions(strata_pool_t* pool, unsigned flags, strata_r
   // Merge neighbours of the same use and heap.
   std::size_t n = 0;
   for (std::size_t i = 0; i < regions.size(); ++i) {
-    if (n && regions[n - 1].end == regions[i].start && regions[n - 1].use == regions[i].use &&
-        regions[n - 1].pool == regions[i].pool)
-      regions[n - 1].end = regions[i].end;
+    strata_region_t r = regions[i];
+    if (n && r.start < regions[n - 1].end) {  // a rounded leaf's chunk shared with a neighbour
+      r.start = regions[n - 1].end;
+      if (r.start >= r.end) continue;
+    }
+    if (n && regions[n - 1].end == r.start && regions[n - 1].use == r.use && regions[n - 1].pool == r.pool)
+      regions[n - 1].end = r.end;
     else
-      regions[n++] = regions[i];
+      regions[n++] = r;
   }
   for (std::size_t i = 0; i < n; ++i)
     if (!visit(&regions[i], ctx)) return 0;

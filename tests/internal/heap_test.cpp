@@ -1,7 +1,10 @@
 // White-box tests of the heap-wide primitives the reports, the leak report,
 // sharing and release build on (mm/src/heap.hpp): the block walk, the
 // validators and their invariant ids, heap_has_live_blocks and heap_release.
+#include <strata/state.h>
 #include <strata/strata.h>
+
+#include <chrono>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -273,4 +276,31 @@ TEST_CASE("heap_release of the process heap points every live thread back at the
   });
   INFO(r.describe());
   CHECK(r.exited(0));
+}
+
+TEST_CASE("introspection bounds its wait for a busy lock and says the answer is incomplete", "[state]") {
+  strata_pool_t* pool = strata_pool_create();
+  Heap* h = as_heap(pool);
+  void* small = strata_pool_malloc(pool, 64);
+  void* large = strata_pool_malloc(pool, 4 << 20);
+  strata_heap_state_t s{};
+  s.size = sizeof s;
+  h->large.lock.lock();  // a thread busy in the large tier, for longer than the caller waits
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(strata_heap_state(pool, &s, 20) == 0);
+  CHECK(s.complete == 0);
+  CHECK(s.skipped_locks == 1);
+  CHECK(s.large.blocks_in_use == 0);  // that tier was skipped
+  CHECK(s.small.blocks_in_use == 1);  // the rest was read
+  CHECK(strata_heap_walk(pool, 0, [](const strata_block_info_t*, void*) -> int { return 1; }, nullptr, 20) == -1);
+  CHECK(strata_heap_regions(pool, 0, [](const strata_region_t*, void*) -> int { return 1; }, nullptr, 20) == -1);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+  h->large.lock.unlock();
+  REQUIRE(strata_heap_state(pool, &s, 20) == 0);
+  CHECK(s.complete == 1);
+  CHECK(s.large.blocks_in_use == 1);
+  CHECK(strata_heap_walk(pool, 0, [](const strata_block_info_t*, void*) -> int { return 1; }, nullptr, 20) == 1);
+  strata_pool_free(pool, small);
+  strata_pool_free(pool, large);
+  strata_pool_destroy(pool);
 }

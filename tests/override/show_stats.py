@@ -4,9 +4,10 @@
     show_stats.py LIBSTRATA COMMAND [ARGS...]
 
 Runs COMMAND with LD_PRELOAD=LIBSTRATA three times: with STRATA_SHOW_STATS=1
-its stderr must hold strata's exit summary ("strata process heap summary",
-the small-block count and a non-zero number of mmap calls); unset and with
-STRATA_SHOW_STATS=0 it must hold no summary.  Exits 77 (CTest: skipped) when
+its stderr must hold strata's full exit report ("strata heap report: process
+heap", a row per size class used with the small-block total, the usage
+summary with a non-zero reserve that adds up, the memory map's totals);
+unset and with STRATA_SHOW_STATS=0 it must hold no report.  Exits 77 (CTest: skipped) when
 the library does not know the variable yet.
 """
 import os
@@ -14,7 +15,11 @@ import re
 import subprocess
 import sys
 
-HEADER = "strata process heap summary"
+HEADER = "strata heap report: process heap"
+
+
+def number(text):
+    return int(text.replace(",", ""))
 
 
 def main():
@@ -33,14 +38,27 @@ def main():
         failures.append(f"the command failed with status {p.returncode}")
     if HEADER not in p.stderr:
         failures.append(f"no '{HEADER}' line on stderr")
-    m = re.search(r"small blocks:\s+(\d+),\s+[\d.]+\s*[KMG]?i?B", p.stderr)
-    if not m:
-        failures.append("no '  small blocks:  N, X KiB' line")
-    mm = re.search(r"from the OS:.*?(\d+)\s+mmap calls", p.stderr)
-    if not mm:
-        failures.append("no '  from the OS: ... N mmap calls' line")
-    elif int(mm.group(1)) == 0:
-        failures.append("the summary reports 0 mmap calls: strata did not serve this program")
+    rows = re.findall(r"^\s+(\d+)\s+([\d,]+)\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+[\d,]+\s+[\d,]+\s+[\d.]+%$", p.stderr, re.M)
+    total = re.search(r"^\s+total\s+([\d,]+)\s+([\d,]+)", p.stderr, re.M)
+    if not rows or not total:
+        failures.append("no per-class rows and total row in the small-block table")
+    else:
+        if sum(number(r[1]) for r in rows) != number(total.group(1)):
+            failures.append("the per-class block counts do not add up to the total row")
+        if any(number(r[2]) != int(r[0]) * number(r[1]) for r in rows):
+            failures.append("a class row's bytes are not blocks x block size")
+    usage = p.stderr[p.stderr.find("Usage summary"):]
+    fig = {k: re.search(r"^\s+" + k + r"\s+([\d,]+)", usage, re.M) for k in ("allocated", "free", "overhead", "reserved", "os count")}
+    if not all(fig.values()):
+        failures.append("the usage summary lacks allocated/free/overhead/reserved/os count")
+    else:
+        v = {k: number(m.group(1)) for k, m in fig.items()}
+        if v["reserved"] == 0:
+            failures.append("the report shows nothing reserved: strata did not serve this program")
+        if v["allocated"] + v["free"] + v["overhead"] != v["reserved"]:
+            failures.append("allocated + free + overhead != reserved")
+    if "Memory map (47-bit address space" not in p.stderr:
+        failures.append("no memory map totals")
 
     for value in (None, "0"):
         e = dict(env)
@@ -48,7 +66,7 @@ def main():
             e["STRATA_SHOW_STATS"] = value
         q = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=600)
         if HEADER in q.stderr:
-            failures.append(f"a summary was printed with STRATA_SHOW_STATS={'unset' if value is None else value}")
+            failures.append(f"a report was printed with STRATA_SHOW_STATS={'unset' if value is None else value}")
         if q.stdout != p.stdout:
             failures.append("the output depends on STRATA_SHOW_STATS")
 
