@@ -13,7 +13,9 @@ double percent(std::uint64_t part, std::uint64_t whole) noexcept {
 }
 
 void line(Sink& o, const char* label, std::uint64_t v, const char* note) noexcept {
-  o.str("  ").pad(label, 14).grouped(v, 16).str("  ").str(note).ch('\n');
+  o.str("  ").pad(label, 14).grouped(v, 16);
+  if (*note) o.str("  ").str(note);
+  o.ch('\n');
 }
 
 }  // namespace

@@ -504,3 +504,38 @@ TEST_CASE("the JSON and SVG reports of one heap", "[.pair]") {
   REQUIRE(strata_write_report_file(pool, text.c_str(), STRATA_REPORT_TEXT, STRATA_WAIT_FOREVER) == 0);
   strata_pool_destroy(pool);
 }
+
+// docs/introspection.md's recipe for a server: a report on demand without
+// stopping, from a thread of the program's own that waits for a signal
+// (the signal handler context never runs strata: sigwait returns in a
+// normal thread).
+TEST_CASE("a server writes its report when it receives a signal", "[report]") {
+  char path[] = "/tmp/strata-signal-XXXXXX.json";
+  const int fd = ::mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  ::unlink(path);
+  // -- the recipe --
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts: every thread inherits the mask
+  std::thread reporter([set, p = std::string(path)] {
+    int sig = 0;
+    while (sigwait(&set, &sig) == 0 && sig == SIGUSR2) {
+      strata_write_report_file(nullptr, p.c_str(), STRATA_REPORT_BY_NAME, 1000);  // wait at most 1 s per lock
+      break;  // (a server loops; this test takes one report)
+    }
+  });
+  // -- end of the recipe --
+  void* live = strata_malloc(12345);
+  ::kill(::getpid(), SIGUSR2);  // what `kill -USR2 <pid>` does from a shell
+  reporter.join();
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK(ss.str().find("\"schema\":1") != std::string::npos);
+  ::unlink(path);
+  strata_free(live);
+}
