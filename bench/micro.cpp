@@ -37,11 +37,12 @@
 //   --no_strata_summary   do not print strata's heap summary at the end
 //
 // After the benchmarks the program prints strata's process-heap summary
-// (strata_print_summary(NULL, 1)) after a marker line, unless --no_strata_summary.
+// (the full text report, strata_write_report) after a marker line, unless --no_strata_summary.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <oneapi/tbb/scalable_allocator.h>
 #include <sched.h>
+#include <strata/state.h>
 #include <strata/strata.h>
 #include <unistd.h>
 
@@ -473,7 +474,8 @@ void WriteAll(int fd, const char* s) {
 }  // namespace
 
 // The line compare.py looks for; everything after it is strata's summary.
-#define STRATA_SUMMARY_MARKER "==== strata heap summary after the benchmarks: strata_print_summary(NULL, 1) ====\n"
+#define STRATA_SUMMARY_MARKER \
+  "==== strata heap summary after the benchmarks: the full report, strata_write_report(NULL, 1, STRATA_REPORT_TEXT) ====\n"
 
 // jemalloc uses initial-exec TLS, which a dlopen'ed library can only get from
 // the static TLS surplus glibc reserves at start-up; the default surplus is
@@ -533,7 +535,7 @@ int main(int argc, char** argv) {
     std::cout.flush();
     std::fflush(stdout);
     WriteAll(1, STRATA_SUMMARY_MARKER);
-    strata_print_summary(nullptr, 1);
+    strata_write_report(nullptr, 1, STRATA_REPORT_TEXT, STRATA_WAIT_FOREVER);
   }
   return 0;
 }

@@ -13,8 +13,10 @@
 #      ratios to glibc and to the best peer, geometric means
 #   5. times strata_pool_destroy and strata_pool_reset of a pool holding a
 #      million live blocks against freeing them one by one
-#   6. prints strata's heap summary as the micro benchmarks left it: the
-#      benchmark binary calls strata_print_summary(NULL, 1) after its last
+#   6. prints strata's heap report as the micro benchmarks left it (a row
+#      per size class, the tiers, the usage summary, the memory map's
+#      totals: docs/introspection.md): the benchmark binary calls
+#      strata_write_report(NULL, 1, STRATA_REPORT_TEXT) after its last
 #      benchmark (printed at the very end)
 # About 3-4 minutes on 2 cores (build about 1, micro about 1.5, workloads
 # about 1).  The full run, which also rewrites docs/benchmarks.md, is
