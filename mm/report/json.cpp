@@ -102,6 +102,8 @@ void write_json(Sink& o, const Model& m) noexcept {
     e.num("os_reserved_bytes", u.os_reserved_bytes);
     e.key("efficiency_percent").fixed(u.efficiency_percent, 2);
     e.num("chunk_map_bytes", s.chunk_map_bytes);
+    e.num("peak_os_reserved_bytes", s.peak_os_reserved_bytes);
+    e.num("os_map_calls", s.os_map_calls);
   }
   o.str("},\n\"map\":[");
   for (std::size_t i = 0; i < m.runs.size(); ++i) {

@@ -78,7 +78,8 @@ void write_text(Sink& o, const Model& m) noexcept {
   o.str("  ").pad("overhead", 14).grouped(u.overhead_bytes, 16).str("  headers, tags, span tails; bookkeeping ")
       .grouped(s.bookkeeping_bytes).str("\n");
   line(o, "reserved", u.reserved_bytes, "from the OS, counted from the heap's structures");
-  line(o, "os count", u.os_reserved_bytes, "the heap's own count of what it mapped");
+  o.str("  ").pad("os count", 14).grouped(u.os_reserved_bytes, 16).str("  the heap's own count of what it mapped (peak ")
+      .grouped(s.peak_os_reserved_bytes).str(", ").grouped(s.os_map_calls).str(" mmap calls)\n");
   o.str("  ").pad("efficiency", 14).fixed(u.efficiency_percent, 1, 16).str(" %  allocated / reserved\n");
   o.str("  ").pad("thread caches", 14).grouped(s.thread_caches, 16).str("\n");
   line(o, "address map", s.chunk_map_bytes, "strata's chunk map (process-wide)");

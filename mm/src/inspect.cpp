@@ -220,6 +220,8 @@ int fill_state(Heap* h, strata_heap_state_t& s, unsigned wait_ms) noexcept {
                                                 static_cast<double>(u.reserved_bytes)
                                           : 100.0;
   s.chunk_map_bytes = chunk_map::leaf_bytes();
+  s.peak_os_reserved_bytes = h->peak_os_bytes.load(std::memory_order_relaxed);
+  s.os_map_calls = h->map_calls.load(std::memory_order_relaxed);
   s.skipped_locks = b.skipped;
   s.complete = b.skipped == 0;
   return 0;

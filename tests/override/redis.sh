@@ -90,5 +90,5 @@ cli shutdown nosave >/dev/null 2>&1 || true
 wait "$pid" || { echo "redis-server exit status $?" >&2; cat server.log >&2; exit 1; }
 trap - EXIT
 [ -z "$sockdir" ] || rm -rf "$sockdir"
-# redis-server's own stderr (strata's heap summary with STRATA_SHOW_STATS=1) went to its log.
-grep -A6 'strata process heap summary' server.log >&2 || true
+# redis-server's own stderr (strata's heap report with STRATA_SHOW_STATS=1) went to its log.
+grep -A12 'Usage summary' server.log >&2 || true

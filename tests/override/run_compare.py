@@ -15,7 +15,7 @@ if strata was not really in charge of the preloaded run:
   - PROBE (ov_probe, a program that does not link strata) run with the same
     environment must find strata's symbols and its malloc'ed block;
   - --show-stats: the preloaded run gets STRATA_SHOW_STATS=1 and its stderr
-    must hold strata's exit summary with a non-zero number of mmap calls
+    must hold strata's exit report with a non-zero number of mmap calls
     (checked when the library knows the variable; until then reported as
     not checked).
 
@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 
-SUMMARY_HEADER = "strata process heap summary"
+SUMMARY_HEADER = "strata heap report: process heap"
 
 
 def run(label, cmd, env, workdir, timeout):
@@ -125,8 +125,8 @@ def main():
             print("[strata] STRATA_SHOW_STATS: not checked (this libstrata.so does not read the variable yet)")
         else:
             n_summaries = err.count(SUMMARY_HEADER)
-            mmaps = [int(m) for m in re.findall(r"(\d+)\s+mmap calls", err)]
-            blocks = [int(m) for m in re.findall(r"small blocks:\s+(\d+)", err)]
+            mmaps = [int(m.replace(",", "")) for m in re.findall(r"([\d,]+)\s+mmap calls", err)]
+            blocks = [int(m.replace(",", "")) for m in re.findall(r"^\s+total\s+([\d,]+)", err, re.M)]
             print(f"[strata] STRATA_SHOW_STATS: {n_summaries} summaries, mmap calls {mmaps[:8]}, "
                   f"small blocks {blocks[:8]}")
             if n_summaries == 0 or not mmaps or max(mmaps) == 0:

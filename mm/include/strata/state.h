@@ -100,6 +100,8 @@ typedef struct strata_heap_state {
   size_t bookkeeping_bytes; /* thread caches, directories, a pool's heap object */
   strata_usage_summary_t summary;
   size_t chunk_map_bytes;   /* process-wide: strata's address map (not in reserved_bytes) */
+  size_t peak_os_reserved_bytes; /* the most the heap has held from the OS at once */
+  size_t os_map_calls;           /* mmap calls made for the heap so far */
 } strata_heap_state_t;
 
 /* Fills `out` for `pool` (NULL: the process heap).  0 on success, -1 if out
