@@ -14,8 +14,11 @@
 
 #include <cstring>
 
+#include "chunk_map.hpp"
+#include "classify.hpp"
 #include "heap.hpp"
 #include "list.hpp"
+#include "medium.hpp"
 #include "os.hpp"
 #include "process.hpp"
 #include "thread_local.hpp"
@@ -92,6 +95,53 @@ void on_thread_exit(void* value) noexcept {
   g_exits_running.fetch_sub(1, std::memory_order_acq_rel);
 }
 
+// fork's child: a thread that did not survive the fork may have been
+// between two stores of a bin's push or pop (its list one block longer or
+// shorter than max - room says), so its bins are recounted from their lists
+// before they are flushed, every link checked to be a block of the bin's
+// class (a live medium start) in tc's heap; a list is cut at a link that is
+// not.  At most the one block in flight is lost (to this child).
+template <class Valid>
+void repair_bin(CacheBin& bin, Valid valid) noexcept {
+  std::int32_t n = 0;
+  Block** link = &bin.head;
+  while (Block* b = *link) {
+    if (n == bin.max || !valid(b)) {
+      *link = nullptr;
+      break;
+    }
+    ++n;
+    link = &b->next;
+  }
+  bin.room = bin.max - n;
+}
+
+void cache_repair_after_fork(ThreadCache* tc) noexcept {
+  Heap* h = tc->heap;
+  for (unsigned c = 0; c < kNumClasses; ++c) {
+    auto small_ok = [h, c](Block* b) {
+      auto a = reinterpret_cast<std::uintptr_t>(b);
+      Span* s;
+      return small_block_start(a, chunk_map::lookup(a), &s) && s->heap == h && s->size_class == c;
+    };
+    repair_bin(tc->bins[c], small_ok);
+    repair_bin(tc->foreign[c], small_ok);
+  }
+  std::size_t bytes = 0;
+  for (CacheBin& bin : tc->medium_bins) {
+    repair_bin(bin, [h, &bytes](Block* b) {
+      auto a = reinterpret_cast<std::uintptr_t>(b);
+      std::uintptr_t e = chunk_map::lookup(a);
+      if (chunk_map::kind_of(e) != ChunkKind::kMedium) return false;
+      auto* pool = chunk_map::owner_of<MediumPool>(e);
+      if (pool->heap != h || !medium_is_live_start(pool, b)) return false;
+      bytes += medium_block_size_racy(b);
+      return true;
+    });
+  }
+  tc->medium_cached_bytes = bytes;
+}
+
 }  // namespace
 
 bool thread_cache_init() noexcept {
@@ -124,6 +174,7 @@ void thread_cache_after_fork_child() noexcept {
     while (tc) {
       ThreadCache* next = tc->next;
       if (tc->slot + 1 != mine) {
+        cache_repair_after_fork(tc);
         cache_flush_all(tc);
         LockGuard m(h->meta_lock);
         cache_detach_locked(h, tc);
