@@ -36,6 +36,8 @@ void write_json(Sink& o, const Model& m) noexcept {
   top.key("pid").sdec(m.pid);
   top.key("time").sdec(m.time);
   top.key("complete").str(s.complete && (!m.has_map || m.map_complete) ? "true" : "false");
+  top.key("state_complete").str(s.complete ? "true" : "false");
+  top.key("map_complete").str(!m.has_map || m.map_complete ? "true" : "false");
   top.num("skipped_locks", s.skipped_locks);
   top.num("thread_caches", s.thread_caches);
 

@@ -39,7 +39,7 @@ void write_text(Sink& o, const Model& m) noexcept {
     total.blocks_in_thread_caches += k.blocks_in_thread_caches;
     total.spans += k.spans;
     total.bytes_reserved += k.bytes_reserved;
-    if (!k.spans && !k.blocks_in_thread_caches) continue;  // a class never used
+    if (!k.spans && !k.blocks_in_thread_caches && !k.blocks_in_use && !k.bytes_reserved) continue;  // a class never used
     o.field(k.block_size, 8, false).grouped(k.blocks_in_use, 12).grouped(k.bytes_in_use, 17)
         .grouped(k.blocks_free_in_spans, 17).grouped(k.blocks_in_thread_caches, 12).grouped(k.spans, 9)
         .grouped(k.bytes_reserved, 18).fixed(percent(k.bytes_in_use, k.bytes_reserved), 1, 7).str("%\n");

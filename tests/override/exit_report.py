@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """STRATA_REPORT writes the exit report of a preloaded program (CPython here).
 
-    exit_report.py LIBSTRATA PYTHON
+    exit_report.py LIBSTRATA PYTHON [STRATA_REPORT_TOOL]
 
 Runs PYTHON (a workload that keeps a live set of every tier until it exits)
 with LD_PRELOAD=LIBSTRATA three ways: STRATA_REPORT=DIR/r-%p.json must leave
 one JSON report named after the process id, valid against
 docs/report.schema.json, whose figures hold together and show the workload's
 live set; STRATA_REPORT=DIR/r.svg must leave a well-formed picture; without
-the variable no file appears.  The program's output must not change.
+the variable no file appears.  The program's output must not change.  With
+STRATA_SHOW_STATS=1 as well, the text report on stderr and the JSON file are
+of one snapshot: strata-report (when given) must print that text from the
+JSON, byte for byte.
 """
 import glob
 import json
@@ -32,6 +35,7 @@ sys.stdout.flush()
 
 def main():
     lib, python = os.path.abspath(sys.argv[1]), sys.argv[2]
+    tool = sys.argv[3] if len(sys.argv) > 3 else None
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "STRATA_REPORT", "STRATA_SHOW_STATS")}
     env["LD_PRELOAD"] = lib
     failures = []
@@ -71,6 +75,18 @@ def main():
         failures += bad
         if root is not None and not any(r.get("class") == "c" for r in root.iter(report_checks.SVG_NS + "rect")):
             failures.append("the picture has no map cells")
+        if tool:
+            both = os.path.join(d, "both.json")
+            b = subprocess.run([python, "-c", WORKLOAD], env=dict(env, STRATA_REPORT=both, STRATA_SHOW_STATS="1"),
+                               capture_output=True, text=True, timeout=300)
+            r = subprocess.run([tool, both], capture_output=True, text=True, timeout=120)
+            if b.returncode or r.returncode:
+                failures.append(f"STRATA_SHOW_STATS with STRATA_REPORT, then strata-report: exit {b.returncode}, "
+                                f"{r.returncode}: {r.stderr}")
+            elif not r.stdout or r.stdout not in b.stderr:
+                failures.append("strata-report's text of the exit JSON is not the text report the program printed")
+            else:
+                print(f"strata-report printed the program's own exit text ({len(r.stdout.splitlines())} lines)")
     for f in failures:
         print("FAIL: " + f)
     return 1 if failures else 0

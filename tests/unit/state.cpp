@@ -505,6 +505,24 @@ TEST_CASE("the JSON and SVG reports of one heap", "[.pair]") {
   strata_pool_destroy(pool);
 }
 
+// Run by tests/report/strata_report_check.py: two JSON reports of one pool,
+// before and after 1,000 blocks of 100 bytes, 20 medium blocks of 10,000
+// and 2 large blocks of 1 MiB, for `strata-report diff` to show the growth.
+TEST_CASE("two reports of a pool that grew", "[.diff]") {
+  const char* dir = std::getenv("STRATA_TEST_REPORT_DIR");
+  REQUIRE(dir);
+  strata_pool_t* pool = strata_pool_create();
+  std::vector<void*> v;
+  for (int i = 0; i < 300; ++i) v.push_back(strata_pool_malloc(pool, 40));
+  const std::string before = std::string(dir) + "/before.json", after = std::string(dir) + "/after.json";
+  REQUIRE(strata_write_report_file(pool, before.c_str(), STRATA_REPORT_JSON, STRATA_WAIT_FOREVER) == 0);
+  for (int i = 0; i < 1000; ++i) v.push_back(strata_pool_malloc(pool, 100));
+  for (int i = 0; i < 20; ++i) v.push_back(strata_pool_malloc(pool, 10000));
+  for (int i = 0; i < 2; ++i) v.push_back(strata_pool_malloc(pool, 1 << 20));
+  REQUIRE(strata_write_report_file(pool, after.c_str(), STRATA_REPORT_JSON, STRATA_WAIT_FOREVER) == 0);
+  strata_pool_destroy(pool);
+}
+
 // docs/introspection.md's recipe for a server: a report on demand without
 // stopping, from a thread of the program's own that waits for a signal
 // (the signal handler context never runs strata: sigwait returns in a
