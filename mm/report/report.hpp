@@ -1,8 +1,8 @@
 // strata report layer — the model every report is written from, and the
 // three writers.  A Model is filled either from a live heap (collect, in
-// collect.cpp: the state, the memory map and a few facts about the process,
+// report.cpp: the state, the memory map and a few facts about the process,
 // through <strata/state.h> only) or from a JSON report read back
-// (tools/strata_report.cpp); the writers do not know which.  One writer per
+// (mm/tools/strata_report.cpp); the writers do not know which.  One writer per
 // format: text.cpp, json.cpp, svg.cpp.
 // Layer: report (above the core's public API; no core internals).
 #pragma once
