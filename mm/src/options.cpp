@@ -40,14 +40,7 @@ bool option_parse(Option o, const char* text, std::uint64_t* out) noexcept {
   if (*text < '0' || *text > '9') return false;
   std::uint64_t v = 0;
   for (; *text; ++text) {
-    if (info.kind == OptionKind::kPath) {
-    std::size_t n = 0;
-    for (; text[n]; ++n)
-      if (n >= 4095 || static_cast<unsigned char>(text[n]) < 0x20 || text[n] == 0x7f) return false;
-    *out = n;  // its length
-    return n != 0;
-  }
-  if (*text < '0' || *text > '9') return false;
+    if (*text < '0' || *text > '9') return false;
     v = v * 10 + static_cast<std::uint64_t>(*text - '0');
     if (v > info.max) return false;
   }
