@@ -71,7 +71,7 @@ LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
   std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(at));
   if (chunk_map::kind_of(e) != ChunkKind::kLarge) return nullptr;
   auto* lb = chunk_map::owner_of<LargeBlock>(e);
-  return large_magic(lb) == kLargeCachedMagic && lb->heap == h && lb->base == at ? lb : nullptr;
+  return large_magic(lb) == kLargeCachedMagic && large_heap(lb) == h && lb->base == at ? lb : nullptr;
 }
 
 // Makes [base, base + size) a kept block with its header at base, merged with
@@ -83,6 +83,7 @@ LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
 // written (an 8 MiB block is 128 entries).
 LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed = false) noexcept {
   LargeTier& t = h->large;
+  if (base == nullptr) return nullptr;  // never a mapping (and base - kChunkSize below must not wrap)
   // Index the piece first (this may need a new chunk-map leaf, and fail);
   // merged neighbours are indexed already.
   if (!indexed && !chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
@@ -93,11 +94,11 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
     set_large_magic(right, 0);
     size += right->map_size;
   }
-  if (base != nullptr) {
+  {
     std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(base) - kChunkSize);
     if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
       auto* left = chunk_map::owner_of<LargeBlock>(e);
-      if (large_magic(left) == kLargeCachedMagic && left->heap == h && left->base + left->map_size == base) {
+      if (large_magic(left) == kLargeCachedMagic && large_heap(left) == h && left->base + left->map_size == base) {
         cache_remove_locked(t, left);
         base = left->base;
         size += left->map_size;
@@ -105,7 +106,7 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
     }
   }
   auto* lb = reinterpret_cast<LargeBlock*>(base);
-  lb->heap = h;
+  set_large_heap(lb, h);
   lb->base = base;
   lb->map_size = size;
   lb->user = base + kLargeHeaderSize;
@@ -128,7 +129,7 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
 LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) noexcept {
   auto* lb = reinterpret_cast<LargeBlock*>(user - kLargeHeaderSize);
   set_large_magic(lb, kLargeMagic);
-  lb->heap = h;
+  set_large_heap(lb, h);
   lb->base = base;
   lb->map_size = map_size;
   lb->user = user;

@@ -29,7 +29,7 @@ inline constexpr std::uint64_t kLargeParkedMagic = 0x5354524c5041524bull;  // "S
 //   [L3] count/bytes and cached_count/cached_bytes are the lists' sums
 struct LargeBlock {
   std::uint64_t magic;   // read without the tier's lock: use large_magic / set_large_magic
-  Heap* heap;
+  Heap* heap;            // read by a neighbouring heap's merge check: use large_heap / set_large_heap
   LargeBlock* next;
   LargeBlock* prev;
   char* base;            // start of the mapping (64 KiB aligned); the header lies inside it
@@ -84,6 +84,11 @@ inline std::uint64_t large_magic(const LargeBlock* lb) noexcept {
 inline void set_large_magic(LargeBlock* lb, std::uint64_t m) noexcept {
   std::atomic_ref<std::uint64_t>(lb->magic).store(m, std::memory_order_relaxed);
 }
+// A kept block's neighbour may be another heap's, whose lock the merge
+// check (make_kept_locked) does not hold: it reads the neighbour's magic and
+// heap racily, and the rest of its header only once the heap is its own.
+inline Heap* large_heap(const LargeBlock* lb) noexcept { return __atomic_load_n(&lb->heap, __ATOMIC_RELAXED); }
+inline void set_large_heap(LargeBlock* lb, Heap* h) noexcept { __atomic_store_n(&lb->heap, h, __ATOMIC_RELAXED); }
 // The size the program (or realloc's growth policy) last asked of a live
 // block, for the reports: written after the block is linked, read by a
 // report under the tier lock.

@@ -163,8 +163,7 @@ def main():
         broken("program-long", setk(["program"], "/" * 300), ".program")
         broken("pid", setk(["pid"], 0), ".pid")
         broken("address-form", setk(["map", run_, "start"], "12345"), f"map[{run_}].start")
-        broken("address-upper", setk(["map", run_, "start"], orig["map"][run_]["start"].upper().replace("X", "x")),
-               f"map[{run_}].start")
+        broken("address-upper", setk(["map", run_, "start"], "0x0000AB000000"), f"map[{run_}].start")
         broken("address-unaligned", setk(["map", run_, "end"], "0x%012x" % (int(orig["map"][run_]["end"], 16) + 8)),
                f"map[{run_}]")
         broken("address-beyond", setk(["map", len(orig["map"]) - 1, "end"], "0x%012x" % (1 << 48)),
