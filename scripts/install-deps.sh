@@ -6,7 +6,7 @@ PKGS=(build-essential cmake pkg-config python3 valgrind gnuplot-nox
       libtbb-dev libbenchmark-dev catch2
       libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev sqlite3 git libpython3.11-testsuite
       redis-server redis-tools clang perl gawk jq ffmpeg python3-jsonschema
-      nlohmann-json3-dev dpkg-dev)
+      nlohmann-json3-dev dpkg-dev libdw-dev libunwind8)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

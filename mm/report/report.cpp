@@ -28,7 +28,7 @@ void copy(char* dst, std::size_t cap, const char* src) noexcept {
   dst[n] = 0;
 }
 
-void label_heap(Model& m, strata_pool_t* pool) noexcept {
+void label_heap(Identity& m, strata_pool_t* pool) noexcept {
   if (!pool) {
     copy(m.heap, sizeof m.heap, "process heap");
     return;
@@ -55,9 +55,7 @@ void anchor() noexcept {}  // an address inside this copy of strata, for dladdr
 
 }  // namespace
 
-bool collect(Model& m, strata_pool_t* pool, unsigned wait_ms, bool with_map) noexcept {
-  m.state.size = sizeof m.state;
-  if (strata_heap_state(pool, &m.state, wait_ms) != 0) return false;
+void identify(Identity& m, strata_pool_t* pool) noexcept {
   label_heap(m, pool);
   ssize_t n = ::readlink("/proc/self/exe", m.program, sizeof m.program - 1);
   m.program[n > 0 ? n : 0] = 0;
@@ -69,8 +67,23 @@ bool collect(Model& m, strata_pool_t* pool, unsigned wait_ms, bool with_map) noe
   clock_gettime(CLOCK_REALTIME, &ts);
   m.time = ts.tv_sec;
   copy(m.generator, sizeof m.generator, "strata " STRATA_STR(STRATA_VERSION_MAJOR) "." STRATA_STR(STRATA_VERSION_MINOR) "." STRATA_STR(STRATA_VERSION_PATCH));
+}
+
+bool collect(Model& m, strata_pool_t* pool, unsigned wait_ms, bool with_map) noexcept {
+  m.state.size = sizeof m.state;
+  if (strata_heap_state(pool, &m.state, wait_ms) != 0) return false;
+  identify(m, pool);
   if (with_map) collect_map(m, pool, wait_ms);
   return true;
+}
+
+bool ends_with(const char* s, const char* suffix) noexcept {
+  std::size_t n = std::strlen(s), k = std::strlen(suffix);
+  return n >= k && std::strcmp(s + n - k, suffix) == 0;
+}
+
+int open_report_file(const char* path) noexcept {
+  return ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 }
 
 namespace {
@@ -87,12 +100,8 @@ int write_model(const Model& m, int fd, strata_report_format format) noexcept {
   return out.failed() ? -1 : 0;
 }
 
-bool ends_with(const char* s, const char* suffix) noexcept {
-  std::size_t n = std::strlen(s), k = std::strlen(suffix);
-  return n >= k && std::strcmp(s + n - k, suffix) == 0;
-}
+}  // namespace
 
-// path with "%p" replaced by the process id, into out (4,096 bytes); false if too long.
 bool expand_path(const char* path, char* out, std::size_t cap) noexcept {
   std::size_t n = 0;
   for (const char* p = path; *p; ++p) {
@@ -118,6 +127,8 @@ bool expand_path(const char* path, char* out, std::size_t cap) noexcept {
   return n != 0;
 }
 
+namespace {
+
 void report_at_exit(void*) noexcept {
   using detail::Option;
   const bool show = detail::option_enabled(Option::kShowStats);
@@ -132,7 +143,7 @@ void report_at_exit(void*) noexcept {
     strata_report_format f = ends_with(name, ".json") ? STRATA_REPORT_JSON
                              : ends_with(name, ".svg") ? STRATA_REPORT_SVG
                                                        : STRATA_REPORT_TEXT;
-    int fd = ::open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = open_report_file(name);
     if (fd < 0) return;
     write_model(m, fd, f);
     ::close(fd);
@@ -164,7 +175,7 @@ STRATA_API int strata_write_report_file(strata_pool_t* pool, const char* path, s
   if (format == STRATA_REPORT_BY_NAME)
     format = ends_with(path, ".json") ? STRATA_REPORT_JSON : ends_with(path, ".svg") ? STRATA_REPORT_SVG : STRATA_REPORT_TEXT;
   if (static_cast<unsigned>(format) > STRATA_REPORT_SVG) return -1;
-  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open_report_file(path);
   if (fd < 0) return -1;
   int r = strata_write_report(pool, fd, format, wait_ms);
   if (::close(fd) != 0) r = -1;

@@ -24,20 +24,35 @@ struct Run {
   std::size_t name;  // offset in Model::names
 };
 
-struct Model {
-  strata_heap_state_t state{};
-  detail::Scratch<Run> runs;    // the memory map, in address order
-  detail::ScratchStrings names;
-  bool has_map = false;
-  bool map_complete = false;
+// Whose report it is: the heap, the program, this copy of strata's file.
+// Shared by the heap report and the leak report (leakreg/).
+struct Identity {
   char heap[64] = {};      // "process heap", "pool 0x7f..."
   char program[256] = {};  // the executable's path, or what the report said
   char module[256] = {};   // the file that carries this copy of strata (the program, libstrata.so, a plugin)
   std::int64_t pid = 0;
   std::int64_t time = 0;   // seconds since the epoch
   char generator[64] = {};
+};
+// Fills id for the heap `pool` (NULL: the process heap) of this process, now.
+void identify(Identity& id, strata_pool_t* pool) noexcept;
+
+struct Model : Identity {
+  strata_heap_state_t state{};
+  detail::Scratch<Run> runs;    // the memory map, in address order
+  detail::ScratchStrings names;
+  bool has_map = false;
+  bool map_complete = false;
   const char* run_name(const Run& r) const noexcept { return names.at(r.name); }
 };
+
+// Report files: `path` with %p replaced by the process id into out (false if
+// too long or empty); whether a name ends in a suffix; a report file opened
+// for writing (created or truncated, mode 0644, never through a symbolic
+// link), -1 if it cannot be.
+bool expand_path(const char* path, char* out, std::size_t cap) noexcept;
+bool ends_with(const char* s, const char* suffix) noexcept;
+int open_report_file(const char* path) noexcept;
 
 // Fills m from the heap `pool` (NULL: the process heap): false if the state
 // could not be read at all.  The map is left out when `with_map` is false.

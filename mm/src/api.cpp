@@ -18,13 +18,18 @@
 #include "realloc.hpp"
 #include "thread_local.hpp"
 #include "../report/report.hpp"
+#include "leakreg.hpp"
 
 using namespace strata::detail;
 
 namespace {
-// The exit report (STRATA_SHOW_STATS, STRATA_REPORT), read at this copy's
-// finalisation: the one call from the API up into the report layer.
-__attribute__((constructor)) void register_reports() { strata::report::register_exit_report(); }
+// The exit report (STRATA_SHOW_STATS, STRATA_REPORT) and the leak report
+// (STRATA_REPORT_LEAKS), read at this copy's finalisation: the API's calls
+// up into the report and leak layers.
+__attribute__((constructor)) void register_reports() {
+  strata::report::register_exit_report();
+  strata::leakreg::register_leak_report();
+}
 }  // namespace
 
 extern "C" {

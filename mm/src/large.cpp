@@ -3,6 +3,7 @@
 // kLargeCopyMax (realloc.cpp) and moved with mremap above.
 // The header (LargeBlock) sits just below the user pointer, inside the mapping.
 #include "heap.hpp"
+#include "track.hpp"
 #include "list.hpp"
 #include "os.hpp"
 
@@ -248,7 +249,10 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
 
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) noexcept {
   void* p = large_alloc_block(h, size, align, use_cache);
-  if (p) large_set_requested(p, size);
+  if (p) {
+    large_set_requested(p, size);
+    track_alloc(h, p);
+  }
   return p;
 }
 

@@ -5,6 +5,7 @@
 // block is freed into the arena of its pool.  Empty pools are returned to the
 // OS beyond kEmptyMediumPoolsKept per arena.
 #include "heap.hpp"
+#include "track.hpp"
 #include "list.hpp"
 #include "os.hpp"
 
@@ -379,6 +380,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(need));
   reinterpret_cast<Block*>(block + kMediumHeaderSize)->cookie = 0;  // no stale free cookie
+  track_alloc(h, block + kMediumHeaderSize);
   return block + kMediumHeaderSize;
 }
 

@@ -33,6 +33,16 @@ enum class OptionKind : std::uint8_t {
     "a file strata writes the report of its process heap to at exit (or at its module's unload): JSON when the "  \
     "name ends in .json, the SVG picture when it ends in .svg, text otherwise; %p in the name is replaced by the "\
     "process id. Read then.")                                                                                     \
+  X(kReportLeaks, "STRATA_REPORT_LEAKS", kBool, 0, 0, 1,                                                          \
+    "when set to anything but 0, strata writes the leak report of its process heap (the live blocks not "        \
+    "registered as expected) at exit, or at the unload of the module that carries it, when there is a leak: "   \
+    "to stderr, or to STRATA_LEAK_REPORT. Read then (strata_report_memory_leaks_on_shutdown overrides it).")     \
+  X(kLeakReport, "STRATA_LEAK_REPORT", kPath, 0, 0, 0,                                                            \
+    "the file the leak report at shutdown goes to instead of stderr: JSON when the name ends in .json, text "    \
+    "otherwise; %p in the name is replaced by the process id. Read then.")                                        \
+  X(kLeakStacks, "STRATA_LEAK_STACKS", kBool, 0, 0, 1,                                                            \
+    "when set to anything but 0, every allocation records its call stack for the leak report (libunwind is "    \
+    "loaded; allocations skip the thread caches). Read when strata is loaded.")                                   \
   X(kReleaseOnUnload, "STRATA_RELEASE_ON_UNLOAD", kBool, 1, 0, 1,                                                 \
     "a copy of strata linked into a shared library returns every mapping of its heaps when that library is "    \
     "unloaded (or finalised at exit); 0 keeps them (the pre-release behaviour). Read at the unload.")            \

@@ -1,5 +1,6 @@
 // strata — realloc for every tier (the policy is in realloc.hpp).
 #include "realloc.hpp"
+#include "track.hpp"
 
 #include <errno.h>
 
@@ -82,7 +83,10 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
       // Up to kLargeCopyMax the block is copied into a kept mapping (or a
       // fresh one) rather than moved with mremap: see config.hpp.
       if (usable <= kLargeCopyMax) return move_block(h, in, p, usable, grow_target(n, n / 4), op);
-      if (void* q = large_move(h, in.large, grow_target(n, n / 4))) return q;
+      if (void* q = large_move(h, in.large, grow_target(n, n / 4))) {
+        track_alloc(h, q);  // moved by mremap: recorded as realloc's caller's (track.hpp)
+        return q;
+      }
       return move_block(h, in, p, usable, n, op);
     }
     default:

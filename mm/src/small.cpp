@@ -4,6 +4,7 @@
 // blocks onto the class's lock-free pending list, which the next lock holder
 // takes over (FastMM5).
 #include "heap.hpp"
+#include "track.hpp"
 #include "list.hpp"
 #include "os.hpp"
 
@@ -359,6 +360,7 @@ void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
     bin.room -= static_cast<std::int32_t>(got - 1);
   }
   b->cookie = 0;
+  if (!tc) track_alloc(h, b);  // (tracking creates no caches)
   return b;
 }
 

@@ -22,6 +22,7 @@
 #include "os.hpp"
 #include "process.hpp"
 #include "thread_local.hpp"
+#include "track.hpp"
 
 namespace strata::detail {
 
@@ -212,6 +213,21 @@ void thread_cache_reset_all(Heap* h) noexcept {
   }
 }
 
+std::atomic<TrackHook> g_track_hook{nullptr};
+
+void track_install(TrackHook hook) noexcept {
+  g_track_hook.store(hook, std::memory_order_release);
+  if (!hook) return;
+  // The process heap's fast paths read the thread's t_cache: point every
+  // thread at the empty cache (a relaxed store of one pointer, which the
+  // owner reads at its next allocation).  The caches stay attached: their
+  // blocks go back at the thread's exit; cache_for hands them out no more.
+  LockGuard g(g_heaps_lock);
+  LockGuard m(g_default_heap.meta_lock);
+  for (ThreadCache* tc = g_default_heap.caches; tc; tc = tc->next)
+    if (tc->tls_home) __atomic_store_n(tc->tls_home, &g_empty_cache, __ATOMIC_RELAXED);
+}
+
 void thread_cache_forget_all(Heap* h) noexcept {
   // g_heaps_lock keeps exiting threads (on_thread_exit) off h's caches.
   LockGuard g(g_heaps_lock);
@@ -236,6 +252,7 @@ ThreadCache* cache_lookup(Heap* h) noexcept {
 }
 
 ThreadCache* cache_for(Heap* h) noexcept {
+  if (STRATA_UNLIKELY(tracking())) return nullptr;  // every allocation reaches a tier (track.hpp)
   if (ThreadCache* tc = cache_lookup(h)) return tc;
   if (t_state == 2 || t_busy) return nullptr;
   ensure_process_init();
@@ -268,7 +285,11 @@ ThreadCache* cache_for(Heap* h) noexcept {
       page = static_cast<ThreadCache**>(meta_alloc_locked(h, sizeof(ThreadCache*) * kSlotsPerDirPage));
       if (page) dslot.store(page, std::memory_order_release);
     }
-    if (page) {
+    if (page && page[slot % kSlotsPerDirPage]) {
+      // The process heap's cache of a thread that tracking pointed at the
+      // empty cache (track_install): taken up again once tracking is off.
+      tc = page[slot % kSlotsPerDirPage];
+    } else if (page) {
       tc = h->free_caches;
       if (tc) h->free_caches = tc->next;
       else tc = static_cast<ThreadCache*>(meta_alloc_locked(h, sizeof(ThreadCache)));

@@ -1,0 +1,12 @@
+// leakreg — what the core's API calls of the leak layer: one hook, at load.
+// Layer: leakreg.
+#pragma once
+
+namespace strata::leakreg {
+
+// Registers the leak report at shutdown with the core's finalisation
+// (STRATA_REPORT_LEAKS, strata_report_memory_leaks_on_shutdown) and reads
+// STRATA_LEAK_STACKS; called once at load (api.cpp).
+void register_leak_report() noexcept;
+
+}  // namespace strata::leakreg
