@@ -56,6 +56,7 @@ struct Snapshot {
   // or by a thread with tracking off) and blocks the dynamic loader
   // allocated (thread TLS, loaded modules' records): counted, not listed.
   std::size_t untracked_blocks = 0, untracked_bytes = 0, loader_blocks = 0, loader_bytes = 0;
+  std::size_t startup_blocks = 0, startup_bytes = 0;  // live before this copy of strata started
   bool complete = true;
   bool oom = false;
   const char* pretty(const Leak& l) const noexcept { return l.pretty == kNone ? "unknown" : cls.name(l.pretty); }
@@ -82,6 +83,11 @@ int visit(const strata_block_info_t* b, void* ctx) noexcept {
   if (registry().expected_address(b->address)) {
     ++s->expected_blocks;
     s->expected_bytes += b->usable_size;
+    return 1;
+  }
+  if (!b->pool && registry().from_startup(b->address, b->usable_size)) {
+    ++s->startup_blocks;
+    s->startup_bytes += b->usable_size;
     return 1;
   }
   Leak l;
@@ -191,6 +197,9 @@ const char* tier_name(strata_tier t) noexcept {
 }
 
 void write_not_counted(Sink& o, const Snapshot& s) noexcept {
+  if (s.startup_blocks)
+    o.str("Not counted: ").grouped(s.startup_blocks).str(s.startup_blocks == 1 ? " block, " : " blocks, ")
+        .grouped(s.startup_bytes).str(" bytes, live before strata started (the C++ runtime's, the loader's).\n");
   if (s.untracked_blocks)
     o.str("Not counted: ").grouped(s.untracked_blocks).str(s.untracked_blocks == 1 ? " block, " : " blocks, ").grouped(s.untracked_bytes)
         .str(" bytes, without a call stack (allocated before tracking began, or with tracking off).\n");
@@ -272,6 +281,7 @@ void write_json(Sink& o, Snapshot& s) noexcept {
       .str(",\"complete\":").str(s.complete ? "true" : "false").str(",\"stacks\":").str(stacks_on() ? "true" : "false")
       .str(",\n\"leaks\":{\"blocks\":").dec(n).str(",\"bytes\":").dec(s.leaked_bytes)
       .str("},\"expected\":{\"blocks\":").dec(s.expected_blocks).str(",\"bytes\":").dec(s.expected_bytes)
+      .str("},\"startup\":{\"blocks\":").dec(s.startup_blocks).str(",\"bytes\":").dec(s.startup_bytes)
       .str("},\"untracked\":{\"blocks\":").dec(s.untracked_blocks).str(",\"bytes\":").dec(s.untracked_bytes)
       .str("},\"loader\":{\"blocks\":").dec(s.loader_blocks).str(",\"bytes\":").dec(s.loader_bytes)
       .str("},\n\"by_size\":[");
@@ -362,6 +372,7 @@ void leak_report_at_exit(void*) noexcept {
 
 void register_leak_report() noexcept {
   detail::process_on_finalize(leak_report_at_exit, nullptr);
+  registry().note_startup();
   stacks_from_environment();
 }
 

@@ -59,6 +59,27 @@ bool Registry::expected_address(const void* p) noexcept {
   return addrs.find(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
 }
 
+bool Registry::from_startup(const void* p, std::size_t usable) noexcept {
+  LockGuard g(lock);
+  const StartupEntry* e = startup.find(reinterpret_cast<std::uintptr_t>(p));
+  return e && e->size == usable;
+}
+
+void Registry::note_startup() noexcept {
+  strata_heap_walk(
+      nullptr, 0,
+      [](const strata_block_info_t* b, void* ctx) noexcept -> int {
+        auto* r = static_cast<Registry*>(ctx);
+        if (!b->live) return 1;
+        LockGuard g(r->lock);
+        bool fresh;
+        if (StartupEntry* e = r->startup.insert(reinterpret_cast<std::uintptr_t>(b->address), &fresh))
+          e->size = b->usable_size;
+        return 1;
+      },
+      this, STRATA_WAIT_FOREVER);
+}
+
 bool Registry::budget(Budget& out) noexcept {
   LockGuard g(lock);
   bool ok = true;

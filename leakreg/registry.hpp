@@ -48,14 +48,26 @@ class Budget {
   detail::Scratch<SizeEntry> big_;     // medium and large sizes (key = size + 1), sorted
   Table<ClassEntry> classes_;          // names point into the registry's arena, which outlives a report
 };
+struct StartupEntry {
+  std::uint64_t key;   // the address
+  std::uint64_t size;  // its usable size then
+};
+
 struct Registry {
   detail::Lock lock;
   Table<AddrEntry> addrs;
+  // The blocks already live when this copy of strata started (the C++
+  // runtime's emergency pool, the loader's records: not the program's),
+  // matched by address and usable size.
+  Table<StartupEntry> startup;
   Table<SizeEntry> sizes;
   Table<ClassEntry> classes;
   Arena names;
 
   bool expected_address(const void* p) noexcept;
+  bool from_startup(const void* p, std::size_t usable) noexcept;
+  // Files the live blocks of the process heap as start-up blocks (once, at load).
+  void note_startup() noexcept;
   // A copy of the counts for one report (false: out of memory).
   bool budget(Budget& out) noexcept;
 };
