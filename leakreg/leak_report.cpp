@@ -220,7 +220,7 @@ void write_text(Sink& o, Snapshot& s) noexcept {
     write_not_counted(o, s);
     return;
   }
-  o.str("This program has leaked memory: ").grouped(n).str(n == 1 ? " block, " : " blocks, ").grouped(s.leaked_bytes)
+  o.str("Leaked memory: ").grouped(n).str(n == 1 ? " block, " : " blocks, ").grouped(s.leaked_bytes)
       .str(" bytes");
   if (s.expected_blocks)
     o.str(" (and ").grouped(s.expected_blocks).str(" expected blocks, ").grouped(s.expected_bytes).str(" bytes, not shown)");
@@ -370,9 +370,9 @@ void leak_report_at_exit(void*) noexcept {
 
 }  // namespace
 
-void register_leak_report() noexcept {
+void register_leak_report(bool replaces_malloc) noexcept {
   detail::process_on_finalize(leak_report_at_exit, nullptr);
-  registry().note_startup();
+  if (replaces_malloc) registry().note_startup();
   stacks_from_environment();
 }
 

@@ -28,7 +28,11 @@ namespace {
 // up into the report and leak layers.
 __attribute__((constructor)) void register_reports() {
   strata::report::register_exit_report();
-  strata::leakreg::register_leak_report();
+#ifdef STRATA_MALLOC_ALIASES
+  strata::leakreg::register_leak_report(true);
+#else
+  strata::leakreg::register_leak_report(false);
+#endif
 }
 }  // namespace
 
