@@ -173,6 +173,39 @@ void symbolise(Symbolizer& sym, std::uint64_t key, Stack& out) noexcept {
   }
 }
 
+// The summary's walk: for each size, each class of that size with its
+// count (the leaks are sorted by size, then class).
+template <class F>  // f(size, name, count, first of its size, first of all)
+void for_each_group(const Snapshot& s, F f) noexcept {
+  const std::size_t n = s.leaks.size();
+  for (std::size_t i = 0; i < n;) {
+    const std::size_t size = s.leaks[i].size;
+    bool first = true;
+    const bool first_size = i == 0;
+    while (i < n && s.leaks[i].size == size) {
+      const char* name = s.pretty(s.leaks[i]);
+      std::size_t count = 0;
+      for (; i < n && s.leaks[i].size == size && std::strcmp(s.pretty(s.leaks[i]), name) == 0; ++i) ++count;
+      f(size, name, count, first, first_size);
+      first = false;
+    }
+  }
+}
+// The details' walk: each run [i, j) of identical leaks, up to kMaxEntries;
+// returns how many runs there were.
+template <class F>  // f(i, j)
+std::size_t for_each_entry(const Snapshot& s, F f) noexcept {
+  const std::size_t n = s.leaks.size();
+  std::size_t entries = 0;
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i + 1;
+    while (j < n && same_entry(s, s.leaks[i], s.leaks[j])) ++j;
+    if (entries++ < kMaxEntries) f(i, j);
+    i = j;
+  }
+  return entries;
+}
+
 // ---- text ---------------------------------------------------------------------
 
 void dump(Sink& o, const Leak& l) noexcept {
@@ -227,47 +260,29 @@ void write_text(Sink& o, Snapshot& s) noexcept {
   o.str(".\n");
   write_not_counted(o, s);
   o.str("\nThe leaks by size (usable bytes), then by what the blocks are:\n");
-  for (std::size_t i = 0; i < n;) {
-    const std::size_t size = s.leaks[i].size;
-    o.field(size, 10, true).str(" bytes: ");
-    bool first = true;
-    while (i < n && s.leaks[i].size == size) {
-      const char* name = s.pretty(s.leaks[i]);
-      std::size_t count = 0;
-      while (i < n && s.leaks[i].size == size && std::strcmp(s.pretty(s.leaks[i]), name) == 0) {
-        ++count;
-        ++i;
-      }
-      if (!first) o.str(", ");
-      first = false;
-      o.grouped(count).str(" x ").str(name);
-    }
-    o.ch('\n');
-  }
-  o.str(stacks_on() ? "\nThe leaks, identical ones (same size, class and call stack) folded:\n"
-                    : "\nThe leaks, folded by size and class (STRATA_LEAK_STACKS=1 adds where each was allocated):\n");
+  for_each_group(s, [&](std::size_t size, const char* name, std::size_t count, bool first, bool first_size) {
+    if (first) o.str(first_size ? "" : "\n").field(size, 10, true).str(" bytes: ");
+    else o.str(", ");
+    o.grouped(count).str(" x ").str(name);
+  });
+  o.str(stacks_on() ? "\n\nThe leaks, identical ones (same size, class and call stack) folded:\n"
+                    : "\n\nThe leaks, folded by size and class (STRATA_LEAK_STACKS=1 adds where each was allocated):\n");
   Symbolizer sym;
   Stack st;
-  std::size_t entries = 0;
-  for (std::size_t i = 0; i < n;) {
-    std::size_t j = i + 1;
-    while (j < n && same_entry(s, s.leaks[i], s.leaks[j])) ++j;
-    if (entries++ < kMaxEntries) {
-      const Leak& l = s.leaks[i];
-      o.str("  ").grouped(j - i).str(j - i == 1 ? " block of " : " blocks of ").grouped(l.size).str(" bytes (")
-          .str(tier_name(l.tier)).str("), ").str(s.pretty(l)).str(", at");
-      for (std::size_t k = i; k < j && k < i + kAddressesShown; ++k) o.ch(' ').hex(s.leaks[k].addr, 12);
-      if (j - i > kAddressesShown) o.str(" ...");
-      o.ch('\n');
-      if (l.stack) {
-        symbolise(sym, l.stack, st);
-        o.str("    allocated at:\n");
-        for (unsigned f = 0; f < st.n; ++f) write_frame_text(o, f, st.frames[f]);
-      }
-      dump(o, l);
+  std::size_t entries = for_each_entry(s, [&](std::size_t i, std::size_t j) {
+    const Leak& l = s.leaks[i];
+    o.str("  ").grouped(j - i).str(j - i == 1 ? " block of " : " blocks of ").grouped(l.size).str(" bytes (")
+        .str(tier_name(l.tier)).str("), ").str(s.pretty(l)).str(", at");
+    for (std::size_t k = i; k < j && k < i + kAddressesShown; ++k) o.ch(' ').hex(s.leaks[k].addr, 12);
+    if (j - i > kAddressesShown) o.str(" ...");
+    o.ch('\n');
+    if (l.stack) {
+      symbolise(sym, l.stack, st);
+      o.str("    allocated at:\n");
+      for (unsigned f = 0; f < st.n; ++f) write_frame_text(o, f, st.frames[f]);
     }
-    i = j;
-  }
+    dump(o, l);
+  });
   if (entries > kMaxEntries) o.str("  ... and ").grouped(entries - kMaxEntries).str(" more entries\n");
 }
 
@@ -285,53 +300,35 @@ void write_json(Sink& o, Snapshot& s) noexcept {
       .str("},\"untracked\":{\"blocks\":").dec(s.untracked_blocks).str(",\"bytes\":").dec(s.untracked_bytes)
       .str("},\"loader\":{\"blocks\":").dec(s.loader_blocks).str(",\"bytes\":").dec(s.loader_bytes)
       .str("},\n\"by_size\":[");
-  for (std::size_t i = 0; i < n;) {
-    const std::size_t size = s.leaks[i].size;
-    o.str(i ? ",\n {" : "\n {").str("\"size\":").dec(size).str(",\"classes\":[");
-    bool first = true;
-    while (i < n && s.leaks[i].size == size) {
-      const char* name = s.pretty(s.leaks[i]);
-      std::size_t count = 0;
-      while (i < n && s.leaks[i].size == size && std::strcmp(s.pretty(s.leaks[i]), name) == 0) {
-        ++count;
-        ++i;
-      }
-      o.str(first ? "{" : ",{").str("\"name\":").json_string(name).str(",\"count\":").dec(count).ch('}');
-      first = false;
-    }
-    o.str("]}");
-  }
-  o.str("],\n\"entries\":[");
+  for_each_group(s, [&](std::size_t size, const char* name, std::size_t count, bool first, bool first_size) {
+    if (first) o.str(first_size ? "\n {" : "]},\n {").str("\"size\":").dec(size).str(",\"classes\":[");
+    o.str(first ? "{" : ",{").str("\"name\":").json_string(name).str(",\"count\":").dec(count).ch('}');
+  });
+  o.str(n ? "]}],\n\"entries\":[" : "],\n\"entries\":[");
   Symbolizer sym;
   Stack st;
-  std::size_t entries = 0;
-  for (std::size_t i = 0; i < n;) {
-    std::size_t j = i + 1;
-    while (j < n && same_entry(s, s.leaks[i], s.leaks[j])) ++j;
-    if (entries++ < kMaxEntries) {
-      const Leak& l = s.leaks[i];
-      o.str(i ? ",\n {" : "\n {").str("\"size\":").dec(l.size).str(",\"tier\":\"").str(tier_name(l.tier))
-          .str("\",\"class\":").json_string(s.pretty(l));
-      if (l.mangled != kNone) o.str(",\"mangled\":").json_string(s.cls.name(l.mangled));
-      o.str(",\"count\":").dec(j - i).str(",\"bytes\":").dec(l.size * (j - i)).str(",\"addresses\":[");
-      for (std::size_t k = i; k < j && k < i + kAddressesShown; ++k) o.str(k == i ? "\"" : ",\"").hex(s.leaks[k].addr, 12).ch('"');
-      o.str("],\"first_bytes\":\"");
-      for (unsigned b = 0; b < l.head_len; ++b) o.ch("0123456789abcdef"[l.head[b] >> 4]).ch("0123456789abcdef"[l.head[b] & 15]);
-      o.str("\",\"stack\":[");
-      if (l.stack) {
-        symbolise(sym, l.stack, st);
-        for (unsigned f = 0; f < st.n; ++f) {
-          const Frame& fr = st.frames[f];
-          o.str(f ? ",{" : "{").str("\"pc\":\"").hex(fr.pc, 12).str("\",\"module\":").json_string(fr.module)
-              .str(",\"offset\":\"").hex(fr.offset).str("\",\"function\":").json_string(fr.function);
-          if (fr.file[0]) o.str(",\"file\":").json_string(fr.file).str(",\"line\":").dec(fr.line);
-          o.ch('}');
-        }
+  std::size_t entries = for_each_entry(s, [&](std::size_t i, std::size_t j) {
+    const Leak& l = s.leaks[i];
+    o.str(i ? ",\n {" : "\n {").str("\"size\":").dec(l.size).str(",\"tier\":\"").str(tier_name(l.tier))
+        .str("\",\"class\":").json_string(s.pretty(l));
+    if (l.mangled != kNone) o.str(",\"mangled\":").json_string(s.cls.name(l.mangled));
+    o.str(",\"count\":").dec(j - i).str(",\"bytes\":").dec(l.size * (j - i)).str(",\"addresses\":[");
+    for (std::size_t k = i; k < j && k < i + kAddressesShown; ++k) o.str(k == i ? "\"" : ",\"").hex(s.leaks[k].addr, 12).ch('"');
+    o.str("],\"first_bytes\":\"");
+    for (unsigned b = 0; b < l.head_len; ++b) o.ch("0123456789abcdef"[l.head[b] >> 4]).ch("0123456789abcdef"[l.head[b] & 15]);
+    o.str("\",\"stack\":[");
+    if (l.stack) {
+      symbolise(sym, l.stack, st);
+      for (unsigned f = 0; f < st.n; ++f) {
+        const Frame& fr = st.frames[f];
+        o.str(f ? ",{" : "{").str("\"pc\":\"").hex(fr.pc, 12).str("\",\"module\":").json_string(fr.module)
+            .str(",\"offset\":\"").hex(fr.offset).str("\",\"function\":").json_string(fr.function);
+        if (fr.file[0]) o.str(",\"file\":").json_string(fr.file).str(",\"line\":").dec(fr.line);
+        o.ch('}');
       }
-      o.str("]}");
     }
-    i = j;
-  }
+    o.str("]}");
+  });
   o.str("],\n\"entries_omitted\":").dec(entries > kMaxEntries ? entries - kMaxEntries : 0).str("}\n");
 }
 
