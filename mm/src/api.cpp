@@ -36,6 +36,20 @@ __attribute__((constructor)) void register_reports() {
 }
 }  // namespace
 
+namespace {
+// Whether `pool` is a live pool of this copy of strata.  The chunk map is
+// read first: a destroyed pool's memory is unmapped (its entry a kFreed
+// tombstone), so its header is never read then.  STRATA_ERROR_NONE, or why not.
+strata_error_kind pool_check(strata_pool_t* pool) noexcept {
+  std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(pool));
+  if (e != chunk_map::make(pool, ChunkKind::kMeta))
+    return chunk_map::kind_of(e) == ChunkKind::kFreed ? STRATA_ERROR_FREED_MEMORY : STRATA_ERROR_FOREIGN_POINTER;
+  Heap* h = heap_or_default(pool);
+  return h->magic == kHeapMagic && h->is_pool ? STRATA_ERROR_NONE : STRATA_ERROR_FOREIGN_POINTER;
+}
+constexpr const char* kNotAPool = "not a live pool: destroyed already, or never a pool of this strata";
+}  // namespace
+
 extern "C" {
 
 STRATA_API void* strata_malloc(size_t n) noexcept { return process_malloc(n); }
@@ -130,16 +144,17 @@ STRATA_API strata_pool_t* strata_pool_create(void) noexcept {
 
 STRATA_API strata_pool_t* strata_pool_create_child(strata_pool_t* parent) noexcept {
   if (!parent) return nullptr;
-  Heap* p = heap_or_default(parent);
-  STRATA_CHECK(p->magic == kHeapMagic && p->is_pool, "strata_pool_create_child: not a live pool");
-  return reinterpret_cast<strata_pool_t*>(heap_create(p));
+  if (strata_error_kind k = pool_check(parent)) {
+    report(k, parent, "strata_pool_create_child", kNotAPool);
+    return nullptr;
+  }
+  return reinterpret_cast<strata_pool_t*>(heap_create(heap_or_default(parent)));
 }
 
 STRATA_API void strata_pool_reset(strata_pool_t* pool) noexcept {
   if (!pool) return;
-  Heap* h = heap_or_default(pool);
-  STRATA_CHECK(h->magic == kHeapMagic && h->is_pool, "strata_pool_reset: not a live pool");
-  heap_reset(h);
+  if (strata_error_kind k = pool_check(pool)) return report(k, pool, "strata_pool_reset", kNotAPool);
+  heap_reset(heap_or_default(pool));
 }
 
 STRATA_API void* strata_pool_malloc(strata_pool_t* pool, size_t n) noexcept {
@@ -175,9 +190,8 @@ STRATA_API void strata_pool_free(strata_pool_t* pool, void* p) noexcept {
 
 STRATA_API void strata_pool_destroy(strata_pool_t* pool) noexcept {
   if (!pool) return;
-  Heap* h = heap_or_default(pool);
-  STRATA_CHECK(h->magic == kHeapMagic && h->is_pool, "strata_pool_destroy: not a live pool");
-  heap_destroy(h);
+  if (strata_error_kind k = pool_check(pool)) return report(k, pool, "strata_pool_destroy", kNotAPool);
+  heap_destroy(heap_or_default(pool));
 }
 
 STRATA_API strata_pool_t* strata_pool_of(const void* p) noexcept {

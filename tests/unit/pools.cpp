@@ -541,3 +541,35 @@ TEST_CASE("many pools alive at once, destroyed in random order", "[pools]") {
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = (i * 89) % order.size();
   for (std::size_t i : order) strata_pool_destroy(pools[i]);
 }
+
+// Destroying a pool twice, or passing what is not a pool, is reported
+// through the error handler and changes nothing (issue 23's item 10): the
+// chunk map says the pool is gone before its unmapped header would be read.
+TEST_CASE("a pool destroyed twice, or a pointer that is no pool, is reported, not followed", "[pools]") {
+  HandlerScope scope;
+  strata_pool_t* pool = strata_pool_create();
+  REQUIRE(pool);
+  void* p = strata_pool_malloc(pool, 100);
+  REQUIRE(p);
+  strata_pool_destroy(pool);
+  CHECK(g_reports == 0);
+  strata_pool_destroy(pool);
+  CHECK(g_reports == 1);
+  CHECK(g_last_kind == STRATA_ERROR_FREED_MEMORY);
+  CHECK(g_last_addr == pool);
+  strata_pool_reset(pool);
+  CHECK(g_reports == 2);
+  CHECK(strata_pool_create_child(pool) == nullptr);
+  CHECK(g_reports == 3);
+  int on_the_stack = 0;
+  auto* fake = reinterpret_cast<strata_pool_t*>(&on_the_stack);
+  strata_pool_destroy(fake);
+  CHECK(g_reports == 4);
+  CHECK(g_last_kind == STRATA_ERROR_FOREIGN_POINTER);
+  void* block = strata_malloc(64);  // a strata block is no pool either
+  strata_pool_destroy(reinterpret_cast<strata_pool_t*>(block));
+  CHECK(g_reports == 5);
+  CHECK(g_last_kind == STRATA_ERROR_FOREIGN_POINTER);
+  strata_free(block);
+  CHECK(on_the_stack == 0);
+}

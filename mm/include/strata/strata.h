@@ -118,7 +118,11 @@ STRATA_API void* strata_pool_realloc(strata_pool_t* pool, void* p, size_t size) 
 STRATA_API void strata_pool_free(strata_pool_t* pool, void* p) STRATA_NOEXCEPT;
 /* Releases every mapping the pool took from the OS, its children's first.
  * No thread may use the pool or any of its blocks afterwards.  Costs
- * O(mappings), not O(blocks).  NULL does nothing. */
+ * O(mappings), not O(blocks).  NULL does nothing.  A pool destroyed already
+ * (FREED_MEMORY) or a pointer that is no pool (FOREIGN_POINTER) is reported
+ * through the error handler and nothing happens; so for strata_pool_reset
+ * and strata_pool_create_child (which then returns NULL).  A new pool that
+ * got the destroyed one's address is, of course, live. */
 STRATA_API void strata_pool_destroy(strata_pool_t* pool) STRATA_NOEXCEPT;
 /* A pool nested in `parent` (an arena of an arena): destroying or resetting
  * the parent destroys or resets its children first.  NULL when out of
