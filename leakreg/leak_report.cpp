@@ -11,6 +11,7 @@
 #include <strata/leaks.h>
 #include <strata/state.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -369,6 +370,21 @@ void leak_report_at_exit(void*) noexcept {
 
 void register_leak_report(bool replaces_malloc) noexcept {
   detail::process_on_finalize(leak_report_at_exit, nullptr);
+  // The registry's and the stack tables' locks across fork (a module's
+  // copy: glibc drops the handlers when the module is unloaded).
+  pthread_atfork(
+      [] {
+        registry().lock.lock();
+        stacks_fork_prepare();
+      },
+      [] {
+        stacks_fork_parent();
+        registry().lock.unlock();
+      },
+      [] {
+        stacks_fork_child();
+        registry().lock.reset_after_fork();
+      });
   if (replaces_malloc) registry().note_startup();
   stacks_from_environment();
 }

@@ -164,6 +164,19 @@ unsigned stack_frames(std::uint64_t key, std::uintptr_t* out) noexcept {
   return e->depth;
 }
 
+void stacks_fork_prepare() noexcept {
+  for (Stripe& s : g_stripes) s.lock.lock();
+  g_stack_lock.lock();
+}
+void stacks_fork_parent() noexcept {
+  g_stack_lock.unlock();
+  for (Stripe& s : g_stripes) s.lock.unlock();
+}
+void stacks_fork_child() noexcept {
+  g_stack_lock.reset_after_fork();
+  for (Stripe& s : g_stripes) s.lock.reset_after_fork();
+}
+
 void internal_begin() noexcept { ++t_internal; }
 void internal_end() noexcept {
   if (t_internal > 0) --t_internal;

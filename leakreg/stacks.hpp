@@ -68,6 +68,13 @@ class Symbolizer {
 void internal_begin() noexcept;
 void internal_end() noexcept;
 
+// fork: every lock of the stack tables taken before, released after (in
+// the child: reset), so that the child's next tracked allocation cannot
+// wait for a thread that is not there.
+void stacks_fork_prepare() noexcept;
+void stacks_fork_parent() noexcept;
+void stacks_fork_child() noexcept;
+
 // VLD's disable/enable for the calling thread (nestable).
 void tracking_disable() noexcept;
 void tracking_enable() noexcept;
