@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../report/report.hpp"
 #include "lock.hpp"
 #include "options.hpp"
 #include "table.hpp"
@@ -235,12 +236,6 @@ bool load_libdw() noexcept {
   return g_dw.ok;
 }
 
-void copy(char* dst, std::size_t cap, const char* src) noexcept {
-  std::size_t n = 0;
-  for (; src && src[n] && n + 1 < cap; ++n) dst[n] = src[n];
-  dst[n] = 0;
-}
-
 // C++ function names: libstdc++'s demangler when the program has it (it
 // allocates through the program's malloc: the report's snapshot is taken by
 // then, and tracking is off for the reporting thread).
@@ -251,7 +246,7 @@ void demangle_function(char* name, std::size_t cap) noexcept {
   if (!fn) return;
   int status = -1;
   char* d = fn(name, nullptr, nullptr, &status);
-  if (d && status == 0) copy(name, cap, d);
+  if (d && status == 0) report::copy_string(name, cap, d);
   std::free(d);
 }
 
@@ -283,13 +278,13 @@ void Symbolizer::resolve(std::uintptr_t pc, Frame& f) noexcept {
       Dwarf_Addr start = 0;
       const char* file = nullptr;
       const char* name = g_dw.info(m, nullptr, &start, nullptr, nullptr, nullptr, &file, nullptr);
-      copy(f.module, sizeof f.module, file ? file : name);
+      report::copy_string(f.module, sizeof f.module, file ? file : name);
       f.offset = pc - start;
-      copy(f.function, sizeof f.function, g_dw.addrname(m, at));
+      report::copy_string(f.function, sizeof f.function, g_dw.addrname(m, at));
       if (Dwfl_Line* line = g_dw.getsrc(m, at)) {
         int lineno = 0;
         const char* src = g_dw.lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
-        copy(f.file, sizeof f.file, src);
+        report::copy_string(f.file, sizeof f.file, src);
         f.line = lineno > 0 ? static_cast<unsigned>(lineno) : 0;
       }
     }
@@ -298,10 +293,10 @@ void Symbolizer::resolve(std::uintptr_t pc, Frame& f) noexcept {
     Dl_info info;
     if (dladdr(reinterpret_cast<void*>(at), &info)) {
       if (!f.module[0] && info.dli_fname) {
-        copy(f.module, sizeof f.module, info.dli_fname);
+        report::copy_string(f.module, sizeof f.module, info.dli_fname);
         f.offset = pc - reinterpret_cast<std::uintptr_t>(info.dli_fbase);
       }
-      if (!f.function[0] && info.dli_sname) copy(f.function, sizeof f.function, info.dli_sname);
+      if (!f.function[0] && info.dli_sname) report::copy_string(f.function, sizeof f.function, info.dli_sname);
     }
   }
   demangle_function(f.function, sizeof f.function);

@@ -22,15 +22,9 @@ namespace strata::report {
 
 namespace {
 
-void copy(char* dst, std::size_t cap, const char* src) noexcept {
-  std::size_t n = 0;
-  for (; src && src[n] && n + 1 < cap; ++n) dst[n] = src[n];
-  dst[n] = 0;
-}
-
 void label_heap(Identity& m, strata_pool_t* pool) noexcept {
   if (!pool) {
-    copy(m.heap, sizeof m.heap, "process heap");
+    copy_string(m.heap, sizeof m.heap, "process heap");
     return;
   }
   char tmp[48];
@@ -48,25 +42,31 @@ void label_heap(Identity& m, strata_pool_t* pool) noexcept {
   } while (v);
   while (k) tmp[n++] = digits[--k];
   tmp[n] = 0;
-  copy(m.heap, sizeof m.heap, tmp);
+  copy_string(m.heap, sizeof m.heap, tmp);
 }
 
 void anchor() noexcept {}  // an address inside this copy of strata, for dladdr
 
 }  // namespace
 
+void copy_string(char* dst, std::size_t cap, const char* src) noexcept {
+  std::size_t n = 0;
+  for (; src && src[n] && n + 1 < cap; ++n) dst[n] = src[n];
+  dst[n] = 0;
+}
+
 void identify(Identity& m, strata_pool_t* pool) noexcept {
   label_heap(m, pool);
   ssize_t n = ::readlink("/proc/self/exe", m.program, sizeof m.program - 1);
   m.program[n > 0 ? n : 0] = 0;
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&anchor), &info) && info.dli_fname) copy(m.module, sizeof m.module, info.dli_fname);
-  if (!m.module[0]) copy(m.module, sizeof m.module, m.program);
+  if (dladdr(reinterpret_cast<void*>(&anchor), &info) && info.dli_fname) copy_string(m.module, sizeof m.module, info.dli_fname);
+  if (!m.module[0]) copy_string(m.module, sizeof m.module, m.program);
   m.pid = ::getpid();
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   m.time = ts.tv_sec;
-  copy(m.generator, sizeof m.generator, "strata " STRATA_STR(STRATA_VERSION_MAJOR) "." STRATA_STR(STRATA_VERSION_MINOR) "." STRATA_STR(STRATA_VERSION_PATCH));
+  copy_string(m.generator, sizeof m.generator, "strata " STRATA_STR(STRATA_VERSION_MAJOR) "." STRATA_STR(STRATA_VERSION_MINOR) "." STRATA_STR(STRATA_VERSION_PATCH));
 }
 
 bool collect(Model& m, strata_pool_t* pool, unsigned wait_ms, bool with_map) noexcept {

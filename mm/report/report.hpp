@@ -51,6 +51,8 @@ struct Model : Identity {
 // for writing (created or truncated, mode 0644, never through a symbolic
 // link), -1 if it cannot be.
 bool expand_path(const char* path, char* out, std::size_t cap) noexcept;
+// src (NULL: empty) into dst, cut to cap - 1 bytes, NUL-terminated.
+void copy_string(char* dst, std::size_t cap, const char* src) noexcept;
 bool ends_with(const char* s, const char* suffix) noexcept;
 int open_report_file(const char* path) noexcept;
 

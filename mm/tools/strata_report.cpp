@@ -72,6 +72,19 @@ std::size_t as_size(std::uint64_t v, const std::string& where) {
   if (v > std::numeric_limits<std::size_t>::max()) throw Invalid(where + ": out of range");
   return static_cast<std::size_t>(v);
 }
+// The same as a size_t field of the model.
+std::size_t need_size(const json& obj, const char* key, const std::string& where) {
+  return as_size(need(obj, key, where), where + "." + key);
+}
+std::size_t maybe_size(const json& obj, const char* key, const std::string& where) {
+  return as_size(maybe(obj, key, where), where + "." + key);
+}
+// A member that must be an object.
+const json& object_at(const json& obj, const char* key, const std::string& where) {
+  const json& v = member(obj, key, where);
+  if (!v.is_object()) throw Invalid(where + "." + key + ": not an object");
+  return v;
+}
 bool flag(const json& obj, const char* key, bool otherwise, const std::string& where) {
   auto it = obj.find(key);
   if (it == obj.end()) return otherwise;
@@ -161,8 +174,8 @@ void load(rp::Model& m, const json& j, const std::string& path) {
   const json& complete = member(j, "complete", w);
   if (!complete.is_boolean()) throw Invalid(w + ".complete: not a boolean");
   s.complete = flag(j, "state_complete", complete.get<bool>(), w);
-  s.skipped_locks = as_size(maybe(j, "skipped_locks", w), w + ".skipped_locks");
-  s.thread_caches = as_size(maybe(j, "thread_caches", w), w + ".thread_caches");
+  s.skipped_locks = maybe_size(j, "skipped_locks", w);
+  s.thread_caches = maybe_size(j, "thread_caches", w);
 
   const json& classes = member(j, "classes", w);
   if (!classes.is_array()) throw Invalid(w + ".classes: not an array");
@@ -174,76 +187,72 @@ void load(rp::Model& m, const json& j, const std::string& path) {
     std::string cw = w + ".classes[" + std::to_string(c) + "]";
     if (!k.is_object()) throw Invalid(cw + ": not an object");
     strata_class_state_t& out = s.classes[c];
-    out.block_size = as_size(need(k, "block_size", cw), cw);
+    out.block_size = need_size(k, "block_size", cw);
     if (out.block_size < 16) throw Invalid(cw + ".block_size: below 16");
-    out.blocks_in_use = as_size(need(k, "blocks_in_use", cw), cw);
-    out.bytes_in_use = as_size(need(k, "bytes_in_use", cw), cw);
-    out.bytes_reserved = as_size(need(k, "bytes_reserved", cw), cw);
-    out.blocks_free_in_spans = as_size(maybe(k, "blocks_free_in_spans", cw), cw);
-    out.blocks_in_thread_caches = as_size(maybe(k, "blocks_in_thread_caches", cw), cw);
-    out.spans = as_size(maybe(k, "spans", cw), cw);
+    out.blocks_in_use = need_size(k, "blocks_in_use", cw);
+    out.bytes_in_use = need_size(k, "bytes_in_use", cw);
+    out.bytes_reserved = need_size(k, "bytes_reserved", cw);
+    out.blocks_free_in_spans = maybe_size(k, "blocks_free_in_spans", cw);
+    out.blocks_in_thread_caches = maybe_size(k, "blocks_in_thread_caches", cw);
+    out.spans = maybe_size(k, "spans", cw);
   }
 
-  const json& tiers = member(j, "tiers", w);
-  if (!tiers.is_object()) throw Invalid(w + ".tiers: not an object");
+  const json& tiers = object_at(j, "tiers", w);
   const std::string tw = w + ".tiers";
   {
-    const json& t = member(tiers, "small", tw);
-    if (!t.is_object()) throw Invalid(tw + ".small: not an object");
-    s.small.blocks_in_use = as_size(need(t, "blocks_in_use", tw + ".small"), tw);
-    s.small.bytes_in_use = as_size(need(t, "bytes_in_use", tw + ".small"), tw);
-    s.small.bytes_reserved = as_size(need(t, "bytes_reserved", tw + ".small"), tw);
-    s.small.free_bytes = as_size(maybe(t, "free_bytes", tw + ".small"), tw);
-    s.small.empty_spans = as_size(maybe(t, "empty_spans", tw + ".small"), tw);
+    const json& t = object_at(tiers, "small", tw);
+    const std::string sw = tw + ".small";
+    s.small.blocks_in_use = need_size(t, "blocks_in_use", sw);
+    s.small.bytes_in_use = need_size(t, "bytes_in_use", sw);
+    s.small.bytes_reserved = need_size(t, "bytes_reserved", sw);
+    s.small.free_bytes = maybe_size(t, "free_bytes", sw);
+    s.small.empty_spans = maybe_size(t, "empty_spans", sw);
   }
   {
-    const json& t = member(tiers, "medium", tw);
-    if (!t.is_object()) throw Invalid(tw + ".medium: not an object");
+    const json& t = object_at(tiers, "medium", tw);
     const std::string mw = tw + ".medium";
-    s.medium.blocks_in_use = as_size(need(t, "blocks_in_use", mw), mw);
-    s.medium.bytes_in_use = as_size(need(t, "bytes_in_use", mw), mw);
-    s.medium.bytes_reserved = as_size(need(t, "bytes_reserved", mw), mw);
-    s.medium.pools = as_size(maybe(t, "pools", mw), mw);
-    s.medium.free_bytes = as_size(maybe(t, "free_bytes", mw), mw);
-    s.medium.largest_free_block = as_size(maybe(t, "largest_free_block", mw), mw);
-    s.medium.free_runs = as_size(maybe(t, "free_runs", mw), mw);
+    s.medium.blocks_in_use = need_size(t, "blocks_in_use", mw);
+    s.medium.bytes_in_use = need_size(t, "bytes_in_use", mw);
+    s.medium.bytes_reserved = need_size(t, "bytes_reserved", mw);
+    s.medium.pools = maybe_size(t, "pools", mw);
+    s.medium.free_bytes = maybe_size(t, "free_bytes", mw);
+    s.medium.largest_free_block = maybe_size(t, "largest_free_block", mw);
+    s.medium.free_runs = maybe_size(t, "free_runs", mw);
     std::uint64_t bins = maybe(t, "bins_in_use", mw);
     if (bins > 0xffffffffu) throw Invalid(mw + ".bins_in_use: out of range");
     s.medium.bins_in_use = static_cast<unsigned>(bins);
-    s.medium.blocks_in_thread_caches = as_size(maybe(t, "blocks_in_thread_caches", mw), mw);
-    s.medium.bytes_in_thread_caches = as_size(maybe(t, "bytes_in_thread_caches", mw), mw);
+    s.medium.blocks_in_thread_caches = maybe_size(t, "blocks_in_thread_caches", mw);
+    s.medium.bytes_in_thread_caches = maybe_size(t, "bytes_in_thread_caches", mw);
   }
   {
-    const json& t = member(tiers, "large", tw);
-    if (!t.is_object()) throw Invalid(tw + ".large: not an object");
+    const json& t = object_at(tiers, "large", tw);
     const std::string lw = tw + ".large";
-    s.large.blocks_in_use = as_size(need(t, "blocks_in_use", lw), lw);
-    s.large.bytes_in_use = as_size(need(t, "bytes_in_use", lw), lw);
+    s.large.blocks_in_use = need_size(t, "blocks_in_use", lw);
+    s.large.bytes_in_use = need_size(t, "bytes_in_use", lw);
     std::uint64_t reserved = need(t, "bytes_reserved", lw);
-    s.large.bytes_requested = as_size(maybe(t, "bytes_requested", lw), lw);
-    s.large.kept_mappings = as_size(maybe(t, "kept_mappings", lw), lw);
-    s.large.kept_bytes = as_size(maybe(t, "kept_bytes", lw), lw);
-    s.large.parked_mappings = as_size(maybe(t, "parked_mappings", lw), lw);
-    s.large.parked_bytes = as_size(maybe(t, "parked_bytes", lw), lw);
+    s.large.bytes_requested = maybe_size(t, "bytes_requested", lw);
+    s.large.kept_mappings = maybe_size(t, "kept_mappings", lw);
+    s.large.kept_bytes = maybe_size(t, "kept_bytes", lw);
+    s.large.parked_mappings = maybe_size(t, "parked_mappings", lw);
+    s.large.parked_bytes = maybe_size(t, "parked_bytes", lw);
     // bytes_reserved = mapped + kept + parked (json.cpp); a report without
     // bytes_mapped gives the rest of its reservation as mapped.
     if (t.contains("bytes_mapped")) {
-      s.large.bytes_mapped = as_size(need(t, "bytes_mapped", lw), lw);
+      s.large.bytes_mapped = need_size(t, "bytes_mapped", lw);
     } else {
       std::uint64_t rest = reserved - std::min<std::uint64_t>(reserved, s.large.kept_bytes + s.large.parked_bytes);
       s.large.bytes_mapped = as_size(rest, lw);
     }
   }
 
-  const json& summary = member(j, "summary", w);
-  if (!summary.is_object()) throw Invalid(w + ".summary: not an object");
+  const json& summary = object_at(j, "summary", w);
   const std::string sw = w + ".summary";
   strata_usage_summary_t& u = s.summary;
-  u.allocated_bytes = as_size(need(summary, "allocated_bytes", sw), sw);
-  u.free_bytes = as_size(need(summary, "free_bytes", sw), sw);
-  u.overhead_bytes = as_size(need(summary, "overhead_bytes", sw), sw);
-  u.reserved_bytes = as_size(need(summary, "reserved_bytes", sw), sw);
-  u.os_reserved_bytes = as_size(maybe(summary, "os_reserved_bytes", sw), sw);
+  u.allocated_bytes = need_size(summary, "allocated_bytes", sw);
+  u.free_bytes = need_size(summary, "free_bytes", sw);
+  u.overhead_bytes = need_size(summary, "overhead_bytes", sw);
+  u.reserved_bytes = need_size(summary, "reserved_bytes", sw);
+  u.os_reserved_bytes = maybe_size(summary, "os_reserved_bytes", sw);
   const json& eff = member(summary, "efficiency_percent", sw);
   if (!eff.is_number() || eff.get<double>() < 0 || eff.get<double>() > 100)
     throw Invalid(sw + ".efficiency_percent: not a number from 0 to 100");
@@ -254,10 +263,10 @@ void load(rp::Model& m, const json& j, const std::string& path) {
                                           : 0.0;
   if (u.efficiency_percent - eff.get<double>() > 0.01 || eff.get<double>() - u.efficiency_percent > 0.01)
     throw Invalid(sw + ".efficiency_percent: not allocated_bytes / reserved_bytes");
-  s.bookkeeping_bytes = as_size(maybe(summary, "bookkeeping_bytes", sw), sw);
-  s.chunk_map_bytes = as_size(maybe(summary, "chunk_map_bytes", sw), sw);
-  s.peak_os_reserved_bytes = as_size(maybe(summary, "peak_os_reserved_bytes", sw), sw);
-  s.os_map_calls = as_size(maybe(summary, "os_map_calls", sw), sw);
+  s.bookkeeping_bytes = maybe_size(summary, "bookkeeping_bytes", sw);
+  s.chunk_map_bytes = maybe_size(summary, "chunk_map_bytes", sw);
+  s.peak_os_reserved_bytes = maybe_size(summary, "peak_os_reserved_bytes", sw);
+  s.os_map_calls = maybe_size(summary, "os_map_calls", sw);
 
   const json& map = member(j, "map", w);
   if (!map.is_array()) throw Invalid(w + ".map: not an array");
