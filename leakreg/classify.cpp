@@ -81,17 +81,22 @@ bool Classifier::load_modules() noexcept {
   return true;
 }
 
-bool Classifier::read_only(std::uintptr_t a, std::size_t n) const noexcept {
-  // The last range starting at or below a must hold [a, a + n).
+std::uintptr_t Classifier::read_only_end(std::uintptr_t a) const noexcept {
+  // The ranges starting at or below a (RELRO lies inside a PT_LOAD: a few
+  // may overlap); the furthest end of those that hold a.
   const Range* b = ranges_.data();
   const Range* e = b + ranges_.size();
   const Range* it = std::upper_bound(b, e, a, [](std::uintptr_t x, const Range& r) { return x < r.lo; });
-  for (const Range* r = it; r != b;) {  // RELRO lies inside a PT_LOAD: look back over overlapping ranges
+  std::uintptr_t end = 0;
+  for (const Range* r = it; r != b && it - r <= 4;) {
     --r;
-    if (a >= r->lo && a + n <= r->hi && a + n >= a) return true;
-    if (it - r > 4) break;
+    if (a >= r->lo && a < r->hi && r->hi > end) end = r->hi;
   }
-  return false;
+  return end;
+}
+
+bool Classifier::read_only(std::uintptr_t a, std::size_t n) const noexcept {
+  return a + n >= a && a + n <= read_only_end(a);
 }
 
 bool Classifier::read_word(std::uintptr_t a, std::uintptr_t* w) const noexcept {
@@ -101,11 +106,13 @@ bool Classifier::read_word(std::uintptr_t a, std::uintptr_t* w) const noexcept {
 // A mangled class name: what type_info::name() holds for a class type
 // (starts with a digit, 'N' or 'S'; letters, digits and '_' only).
 bool Classifier::read_name(std::uintptr_t p, char* buf, std::size_t cap) const noexcept {
-  char first;
-  if (!read_only(p, 1) || !safe_read(&first, p, 1)) return false;
-  if (first == '*') ++p;  // GCC: a type of internal linkage, compared by address
-  for (std::size_t i = 0; i + 1 < cap; ++i) {
-    if (!read_only(p + i, 1) || !safe_read(&buf[i], p + i, 1)) return false;
+  // One read of what the read-only range holds from p, at most cap bytes.
+  const std::uintptr_t end = read_only_end(p);
+  if (!end || cap < 2) return false;
+  std::size_t n = end - p < cap ? static_cast<std::size_t>(end - p) : cap;
+  if (!safe_read(buf, p, n)) return false;
+  if (buf[0] == '*' && n > 1) std::memmove(buf, buf + 1, --n);  // GCC: a type of internal linkage, compared by address
+  for (std::size_t i = 0; i < n && i + 1 < cap; ++i) {
     char c = buf[i];
     if (c == 0) return i > 0 && (buf[0] == 'N' || buf[0] == 'S' || (buf[0] >= '1' && buf[0] <= '9'));
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';

@@ -53,6 +53,8 @@ class Classifier {
     std::uint64_t key;  // the vtable pointer
     std::size_t mangled, pretty;  // offsets in names_ + 1; 0: not a class
   };
+  // The end of the read-only range that holds a, 0 if none does.
+  std::uintptr_t read_only_end(std::uintptr_t a) const noexcept;
   bool read_only(std::uintptr_t a, std::size_t n) const noexcept;
   bool read_word(std::uintptr_t a, std::uintptr_t* w) const noexcept;
   // The type_info name at `p` (read-only, well-formed) into buf.

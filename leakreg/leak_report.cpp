@@ -81,15 +81,17 @@ bool by_loader(const Snapshot& s, std::uint64_t key) noexcept {
 int visit(const strata_block_info_t* b, void* ctx) noexcept {
   auto* s = static_cast<Snapshot*>(ctx);
   if (!b->live) return 1;
-  if (registry().expected_address(b->address)) {
-    ++s->expected_blocks;
-    s->expected_bytes += b->usable_size;
-    return 1;
-  }
-  if (!b->pool && registry().from_startup(b->address, b->usable_size)) {
-    ++s->startup_blocks;
-    s->startup_bytes += b->usable_size;
-    return 1;
+  switch (registry().known(*b)) {
+    case Registry::Known::kExpected:
+      ++s->expected_blocks;
+      s->expected_bytes += b->usable_size;
+      return 1;
+    case Registry::Known::kStartup:
+      ++s->startup_blocks;
+      s->startup_bytes += b->usable_size;
+      return 1;
+    case Registry::Known::kNo:
+      break;
   }
   Leak l;
   l.addr = reinterpret_cast<std::uintptr_t>(b->address);

@@ -54,15 +54,13 @@ const char* plain(const char* name) noexcept { return name[0] == '*' ? name + 1 
 
 }  // namespace
 
-bool Registry::expected_address(const void* p) noexcept {
+Registry::Known Registry::known(const strata_block_info_t& b) noexcept {
+  const auto a = reinterpret_cast<std::uintptr_t>(b.address);
   LockGuard g(lock);
-  return addrs.find(reinterpret_cast<std::uintptr_t>(p)) != nullptr;
-}
-
-bool Registry::from_startup(const void* p, std::size_t usable) noexcept {
-  LockGuard g(lock);
-  const StartupEntry* e = startup.find(reinterpret_cast<std::uintptr_t>(p));
-  return e && e->size == usable;
+  if (addrs.find(a)) return Known::kExpected;
+  if (b.pool) return Known::kNo;
+  const StartupEntry* e = startup.find(a);
+  return e && e->size == b.usable_size ? Known::kStartup : Known::kNo;
 }
 
 void Registry::note_startup() noexcept {

@@ -64,8 +64,11 @@ struct Registry {
   Table<ClassEntry> classes;
   Arena names;
 
-  bool expected_address(const void* p) noexcept;
-  bool from_startup(const void* p, std::size_t usable) noexcept;
+  // What the registry knows of the live block b, under one lock: registered
+  // by address, live since before this copy of strata started (a block of
+  // the process heap, at the address and of the size noted then), or neither.
+  enum class Known { kNo, kExpected, kStartup };
+  Known known(const strata_block_info_t& b) noexcept;
   // Files the live blocks of the process heap as start-up blocks (once, at load).
   void note_startup() noexcept;
   // A copy of the counts for one report (false: out of memory).
