@@ -12,7 +12,8 @@
 // malloc that the library frees or reallocates is recognised (the chunk map
 // says it is not strata's) and handed to the process's functions, found with
 // dlsym(RTLD_NEXT).  A block of the private heap must not reach the process's
-// free (docs/unloading.md).
+// free (docs/unloading.md).  Built with STRATA_SHARE_CLIENT for strata::share
+// (share/), where the blocks are the shared manager's once the module uses it.
 // Layer: API (an alternative to override_malloc.cpp, for modules).
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,6 +26,9 @@
 #include "chunk_map.hpp"
 #include "glibc_rules.hpp"
 #include "os.hpp"
+#ifdef STRATA_SHARE_CLIENT
+#include "client.hpp"  // share/: a strata::share module may use another module's heap
+#endif
 
 namespace {
 
@@ -35,6 +39,9 @@ using namespace strata::detail;
 // the OS that is mapped again (by the process's malloc, say).  Reads only
 // the chunk map, then (for the second case) asks the kernel.
 bool foreign(const void* p) noexcept {
+#ifdef STRATA_SHARE_CLIENT
+  if (const strata::share::Table* t = strata::share::client_table()) return !t->owns(p);
+#endif
   ChunkKind k = chunk_map::kind_of(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(p)));
   if (k == ChunkKind::kNone) return true;
   return k == ChunkKind::kFreed && os::is_mapped(p);

@@ -46,9 +46,14 @@ enum class OptionKind : std::uint8_t {
   X(kReleaseOnUnload, "STRATA_RELEASE_ON_UNLOAD", kBool, 1, 0, 1,                                                 \
     "a copy of strata linked into a shared library returns every mapping of its heaps when that library is "    \
     "unloaded (or finalised at exit); 0 keeps them (the pre-release behaviour). Read at the unload.")            \
+  X(kShare, "STRATA_SHARE", kBool, 1, 0, 1,                                                                       \
+    "a module built with strata::simple_share uses, at its load, the memory manager another module of the "       \
+    "process shares, or else shares its own; 0 makes it keep its own heap and share nothing (the explicit "      \
+    "strata_share_memory_manager and strata_attempt_to_use_shared_memory_manager still work). Read at the load.") \
   X(kVerbose, "STRATA_VERBOSE", kBool, 0, 0, 1,                                                                   \
     "when set to anything but 0, strata writes one line to stderr for each event worth knowing: a module's heap "  \
-    "released at its unload, with the blocks still live then.")
+    "released at its unload, with the blocks still live then; each decision about a shared memory manager "   \
+    "(published, used, refused, and why).")
 
 enum class Option : unsigned {
 #define STRATA_OPTION_ID(id, env, kind, def, lo, hi, doc) id,

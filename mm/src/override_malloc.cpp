@@ -35,7 +35,17 @@ strata_heap_summary_t summary() noexcept {
 #define STRATA_EXPORT extern "C" __attribute__((visibility("default")))
 
 // malloc, free, calloc and realloc are aliases of strata_malloc, strata_free,
-// strata_calloc and strata_realloc (api.cpp, STRATA_MALLOC_ALIASES).
+// strata_calloc and strata_realloc (api.cpp, STRATA_MALLOC_ALIASES) in
+// libstrata.so.  An executable built with strata::share (share/, the
+// STRATA_SHARE_CLIENT copy, whose strata_* are dispatch.cpp's entry points)
+// gets them here: its copy is the process's malloc, which the modules it
+// loads may share.
+#ifdef STRATA_SHARE_CLIENT
+STRATA_EXPORT void* malloc(size_t n) noexcept { return strata_malloc(n); }
+STRATA_EXPORT void free(void* p) noexcept { strata_free(p); }
+STRATA_EXPORT void* calloc(size_t c, size_t n) noexcept { return strata_calloc(c, n); }
+STRATA_EXPORT void* realloc(void* p, size_t n) noexcept { return strata_realloc(p, n); }
+#endif
 STRATA_EXPORT void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
   return strata::detail::glibc_array_size(c, n, &total) ? strata_realloc(p, total) : nullptr;

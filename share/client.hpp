@@ -1,0 +1,16 @@
+// strata — a strata::share copy's switch to another module's manager
+// (share/dispatch.cpp): the table every strata_* entry point of this module
+// goes through once set.
+// Layer: the module's entry points (above the renamed core).
+#pragma once
+#include "table.hpp"
+
+namespace strata::share {
+
+// Sets the table this module's calls go to from now on (never unset: the
+// module's blocks live in that heap).
+void client_use(const Table* t) noexcept;
+// The table in use, or null while this module uses its own heap.
+const Table* client_table() noexcept;
+
+}  // namespace strata::share
