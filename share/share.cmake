@@ -76,9 +76,13 @@ macro(strata_share_setup_targets)
   add_library(strata_share INTERFACE)
   add_library(strata::share ALIAS strata_share)
   set_target_properties(strata_share PROPERTIES EXPORT_NAME share)
+  # (Target names inside a generator expression are not renamed by
+  # install(EXPORT): each is spelled for the build tree and for the install.)
   set(_exe "$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>")
+  set(_exe_archive "$<BUILD_INTERFACE:strata_share_exe_archive>$<INSTALL_INTERFACE:strata::share_exe_archive>")
+  set(_so_archive "$<BUILD_INTERFACE:strata_share_archive>$<INSTALL_INTERFACE:strata::share_archive>")
   target_link_libraries(strata_share INTERFACE
-    "$<LINK_LIBRARY:WHOLE_ARCHIVE,$<IF:${_exe},strata_share_exe_archive,strata_share_archive>>")
+    "$<LINK_LIBRARY:WHOLE_ARCHIVE,$<IF:${_exe},${_exe_archive},${_so_archive}>>")
   target_link_options(strata_share INTERFACE
     "$<$<NOT:${_exe}>:LINKER:--exclude-libs,libstrata_share.a:libstrata_simple_share.a>")
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
@@ -88,5 +92,5 @@ macro(strata_share_setup_targets)
   add_library(strata::simple_share ALIAS strata_simple_share)
   set_target_properties(strata_simple_share PROPERTIES EXPORT_NAME simple_share)
   target_link_libraries(strata_simple_share INTERFACE strata_share
-    "$<LINK_LIBRARY:WHOLE_ARCHIVE,strata_simple_share_auto>")
+    "$<LINK_LIBRARY:WHOLE_ARCHIVE,$<BUILD_INTERFACE:strata_simple_share_auto>$<INSTALL_INTERFACE:strata::simple_share_auto>>")
 endmacro()

@@ -259,10 +259,7 @@ STRATA_API int strata_attempt_to_use_shared_memory_manager(void) noexcept {
   LockGuard g(g_state.lock);
   identify_locked();
   if (g_state.role == STRATA_MM_USING_SHARED) return 1;
-  if (g_state.role == STRATA_MM_SHARING) {
-    decide_locked("this module shares its own manager: it does not switch");
-    return 0;
-  }
+  if (g_state.role == STRATA_MM_SHARING) return 1;  // it is the shared manager (FastMM5's rule)
 #ifndef STRATA_SHARE_CLIENT
   decide_locked("this copy of strata was not built as strata::share or strata::simple_share: it keeps its heap");
   return 0;

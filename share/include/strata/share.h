@@ -54,7 +54,7 @@ STRATA_API int strata_share_memory_manager(void) STRATA_NOEXCEPT;
 /* Looks the name up and, if a valid, compatible record is found, routes
  * every allocation, free, realloc, pool, thread-local, report and leak call
  * of this module to the shared heap.  1 on success (or if this module uses
- * it already); 0 and nothing changes if there is no usable record, if this
+ * it already, or is itself the module that shares); 0 and nothing changes if there is no usable record, if this
  * module's own heap has live blocks, pools or thread-local handles (FastMM's
  * rule: switch before allocating), or if this copy of strata was not built
  * as strata::share / strata::simple_share.  Call it before the module's
