@@ -17,19 +17,24 @@
 #undef STRATA_SHARE_FN
 
 namespace strata::share {
-namespace {
-std::atomic<const Table*> g_use{nullptr};
+std::atomic<const Table*> g_client_table{nullptr};
+}  // namespace strata::share
+// The module's malloc family's switch (mm/src/module_heap.cpp, or
+// mm/src/override_malloc.cpp in an executable's copy).
+extern "C" __attribute__((weak, visibility("hidden"))) void strata_detail_route_shared() noexcept;
+namespace strata::share {
+void client_use(const Table* t) noexcept {
+  g_client_table.store(t, std::memory_order_release);
+  if (strata_detail_route_shared) strata_detail_route_shared();
 }
-void client_use(const Table* t) noexcept { g_use.store(t, std::memory_order_release); }
-const Table* client_table() noexcept { return g_use.load(std::memory_order_acquire); }
 }  // namespace strata::share
 
-using strata::share::g_use;
+using strata::share::g_client_table;
 using strata::share::Table;
 
 #define STRATA_SHARE_FN(name, ret, params, args)                                    \
   extern "C" STRATA_API ret name params noexcept {                                  \
-    if (const Table* t = g_use.load(std::memory_order_acquire)) return t->name args; \
+    if (const Table* t = g_client_table.load(std::memory_order_acquire)) return t->fn_##name args; \
     return name##_own args;                                                         \
   }
 #include "api.def"

@@ -174,8 +174,9 @@ bool table_valid(const Table* t, MessageBuilder& why) noexcept {
     why.str("its table is of share ABI ").dec(t->abi).str(" (this module: ").dec(kAbi).str(")");
     return false;
   }
-  bool ok = code_of(f.info, reinterpret_cast<const void*>(t->owns));
-#define STRATA_SHARE_FN(name, ret, params, args) ok = ok && code_of(f.info, reinterpret_cast<const void*>(t->name));
+  bool ok = code_of(f.info, reinterpret_cast<const void*>(t->owns)) &&
+            (!t->free_any || code_of(f.info, reinterpret_cast<const void*>(t->free_any)));
+#define STRATA_SHARE_FN(name, ret, params, args) ok = ok && code_of(f.info, reinterpret_cast<const void*>(t->fn_##name));
 #include "api.def"
 #undef STRATA_SHARE_FN
   if (!ok) {

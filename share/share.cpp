@@ -47,12 +47,16 @@ bool owns(const void* p) noexcept {
 
 }  // namespace
 
+// The malloc family's free of this copy, if it has one (mm/src/module_heap.cpp
+// or mm/src/override_malloc.cpp define it).
+extern "C" __attribute__((weak, visibility("hidden"))) void strata_detail_free_any(void* p) noexcept;
+
 // This copy's table (its real functions: strata_own_* in a strata::share
 // copy).  Constant: it lies in the read-only part of the module once
 // relocated, which is what a user checks before following it.
 extern const Table kTable;
 const Table kTable = {
-    kTableMagic, kAbi, sizeof(Table), kLayout, &kTable, &owns,
+    kTableMagic, kAbi, sizeof(Table), kLayout, &kTable, &owns, &strata_detail_free_any,
 #define STRATA_SHARE_FN(name, ret, params, args) &name,
 #include "api.def"
 #undef STRATA_SHARE_FN

@@ -37,7 +37,13 @@ struct Table {
   // Whether p is a block of the provider's copy of strata (its malloc family
   // hands any other pointer to the process's functions).
   bool (*owns)(const void* p) noexcept;
-#define STRATA_SHARE_FN(name, ret, params, args) ret(*name) params noexcept;
+  // The provider's free for any block of the process (null if it has none):
+  // its module's free (a block it does not know goes to the process's free)
+  // or, where its copy is the process's malloc, strata_free.  A user's free
+  // is then one call, without asking `owns` first.
+  void (*free_any)(void* p) noexcept;
+// fn_<name>: pasted, so that share/rename.h never renames a field.
+#define STRATA_SHARE_FN(name, ret, params, args) ret(*fn_##name) params noexcept;
 #include "api.def"
 #undef STRATA_SHARE_FN
 };

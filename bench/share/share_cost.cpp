@@ -9,17 +9,31 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+#include <strata/strata.h>
+
+namespace {
+// PLUGIN "host": the same loop in the host (its malloc is the executable
+// variant's, exported: the process's).
+void host_loop(size_t n, size_t size, int direct) {
+  for (size_t i = 0; i < n; ++i) {
+    void* p = direct ? strata_malloc(size) : std::malloc(size);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    direct ? strata_free(p) : std::free(p);
+  }
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 5) return 2;
-  void* h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
+  bool host = std::string(argv[1]) == "host";
+  void* h = host ? nullptr : dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  if (!host && !h) {
     std::fprintf(stderr, "share_cost: %s\n", dlerror());
     return 2;
   }
-  auto loop = reinterpret_cast<void (*)(size_t, size_t, int)>(dlsym(h, "cost_loop"));
-  auto status = reinterpret_cast<int (*)(strata_mm_status_t*)>(dlsym(h, "strata_memory_manager_status"));
-  (void)status;
+  auto loop = host ? &host_loop : reinterpret_cast<void (*)(size_t, size_t, int)>(dlsym(h, "cost_loop"));
   size_t size = std::strtoull(argv[2], nullptr, 10), n = std::strtoull(argv[3], nullptr, 10);
   int direct = std::atoi(argv[4]);
   int repeat = argc > 5 ? std::atoi(argv[5]) : 1;

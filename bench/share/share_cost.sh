@@ -7,7 +7,9 @@
 #                 dispatch.cpp's entry points (one load and one test more)
 #   share.shared  strata::simple_share in a host that shares: the host's heap,
 #                 through the table (an indirect call)
-#   host          the same loop's pairs made by the host itself (for scale)
+#   host          the same loop in the host: an executable built with
+#                 strata::simple_share, whose exported malloc is the process's
+#                 (compare: libstrata.so, scripts/callgrind-pairs.sh)
 #   bench/share/share_cost.sh [build-dir]     (SIZES="16 64 1024 4000 100000")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,3 +45,5 @@ per_pair share.own "$B/libshare_cost_plugin_share.so" 0 STRATA_SHARE=0
 per_pair share.shared "$B/libshare_cost_plugin_share.so" 0 STRATA_SHARE=1
 per_pair share.own.direct "$B/libshare_cost_plugin_share.so" 1 STRATA_SHARE=0
 per_pair share.shared.direct "$B/libshare_cost_plugin_share.so" 1 STRATA_SHARE=1
+per_pair host host 0 STRATA_SHARE=1
+per_pair host.direct host 1 STRATA_SHARE=1

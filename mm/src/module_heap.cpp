@@ -27,7 +27,22 @@
 #include "glibc_rules.hpp"
 #include "os.hpp"
 #ifdef STRATA_SHARE_CLIENT
-#include "client.hpp"  // share/: a strata::share module may use another module's heap
+// strata::share (share/): once the module uses a shared manager its calls go
+// through that manager's table (g_route below); until then straight to this
+// copy's functions, renamed *_own there (STRATA_OWN), not through
+// share/dispatch.cpp's entry points.
+#include <strata/leaks.h>
+#include <strata/state.h>
+
+#include "client.hpp"
+#define STRATA_SHARE_FN(name, ret, params, args) extern "C" ret name##_own params noexcept;
+#include "api.def"
+#undef STRATA_SHARE_FN
+#define STRATA_OWN(name) name##_own
+#define STRATA_NOINLINE_IF_ROUTED STRATA_NOINLINE static
+#else
+#define STRATA_OWN(name) name
+#define STRATA_NOINLINE_IF_ROUTED static inline
 #endif
 
 namespace {
@@ -39,9 +54,6 @@ using namespace strata::detail;
 // the OS that is mapped again (by the process's malloc, say).  Reads only
 // the chunk map, then (for the second case) asks the kernel.
 bool foreign(const void* p) noexcept {
-#ifdef STRATA_SHARE_CLIENT
-  if (const strata::share::Table* t = strata::share::client_table()) return !t->owns(p);
-#endif
   ChunkKind k = chunk_map::kind_of(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(p)));
   if (k == ChunkKind::kNone) return true;
   return k == ChunkKind::kFreed && os::is_mapped(p);
@@ -68,25 +80,87 @@ void process_free(void* p) noexcept {
 #define STRATA_MODULE_FN extern "C" __attribute__((visibility("hidden")))
 
 // Frees p: a block of this module's heap into it, any other to the process's free.
-STRATA_MODULE_FN void strata_detail_module_free(void* p) noexcept {
+STRATA_NOINLINE_IF_ROUTED void own_free(void* p) noexcept {
   if (p && foreign(p)) return process_free(p);
-  strata_free(p);
+  STRATA_OWN(strata_free)(p);
 }
-STRATA_MODULE_FN void strata_detail_module_free_sized(void* p, size_t n) noexcept {
+STRATA_NOINLINE_IF_ROUTED void own_free_sized(void* p, size_t n) noexcept {
   if (p && foreign(p)) return process_free(p);
-  strata_free_sized(p, n);
+  STRATA_OWN(strata_free_sized)(p, n);
 }
-
-STRATA_MODULE_FN void* malloc(size_t n) noexcept { return strata_malloc(n); }
-STRATA_MODULE_FN void free(void* p) noexcept { strata_detail_module_free(p); }
-STRATA_MODULE_FN void* calloc(size_t c, size_t n) noexcept { return strata_calloc(c, n); }
-STRATA_MODULE_FN void* realloc(void* p, size_t n) noexcept {
+STRATA_NOINLINE_IF_ROUTED void* own_realloc(void* p, size_t n) noexcept {
   if (p && foreign(p)) {
     auto f = next<void* (*)(void*, size_t)>(g_realloc, "realloc");
     return f ? f(p, n) : nullptr;
   }
-  return strata_realloc(p, n);
+  return STRATA_OWN(strata_realloc)(p, n);
 }
+
+#ifdef STRATA_SHARE_CLIENT
+namespace {
+using strata::share::Table;
+const Table* shared() noexcept { return strata::share::client_table(); }
+// Through the shared manager's table: a block the manager does not know goes
+// to the process's functions, as a block this copy does not know does.
+void shared_free(void* p) noexcept {  // a provider without free_any
+  const Table* t = shared();
+  if (!p) return;
+  if (!t->owns(p)) return process_free(p);
+  t->fn_strata_free(p);
+}
+void shared_free_sized(void* p, size_t n) noexcept {
+  if (!p) return;
+  const Table* t = shared();
+  if (!t->owns(p)) return process_free(p);
+  t->fn_strata_free_sized(p, n);
+}
+void* shared_realloc(void* p, size_t n) noexcept {
+  const Table* t = shared();
+  if (p && !t->owns(p)) {
+    auto f = next<void* (*)(void*, size_t)>(g_realloc, "realloc");
+    return f ? f(p, n) : nullptr;
+  }
+  return t->fn_strata_realloc(p, n);
+}
+// The module's malloc, free, calloc, realloc and sized free are one indirect
+// jump through these: to this copy's functions, and to the shared ones from
+// the switch on (strata_detail_route_shared): straight to the provider's
+// functions where nothing is to be decided here — no test per call.
+struct Route {
+  std::atomic<void* (*)(size_t) noexcept> malloc{&STRATA_OWN(strata_malloc)};
+  std::atomic<void* (*)(size_t, size_t) noexcept> calloc{&STRATA_OWN(strata_calloc)};
+  std::atomic<void (*)(void*) noexcept> free{&own_free};
+  std::atomic<void (*)(void*, size_t) noexcept> free_sized{&own_free_sized};
+  std::atomic<void* (*)(void*, size_t) noexcept> realloc{&own_realloc};
+};
+constinit Route g_route;
+}  // namespace
+// Called by share/dispatch.cpp's client_use, once, when the module switches.
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_route_shared() noexcept {
+  const Table* t = shared();
+  g_route.malloc.store(t->fn_strata_malloc, std::memory_order_release);
+  g_route.calloc.store(t->fn_strata_calloc, std::memory_order_release);
+  g_route.free.store(t->free_any ? t->free_any : &shared_free, std::memory_order_release);
+  g_route.free_sized.store(&shared_free_sized, std::memory_order_release);
+  g_route.realloc.store(&shared_realloc, std::memory_order_release);
+}
+#define STRATA_ROUTED(fn, own) g_route.fn.load(std::memory_order_relaxed)
+#else
+#define STRATA_ROUTED(fn, own) own
+#endif
+
+STRATA_MODULE_FN void strata_detail_module_free(void* p) noexcept { STRATA_ROUTED(free, own_free)(p); }
+// A shared manager's free for its users (share/table.hpp, free_any).
+STRATA_MODULE_FN void strata_detail_free_any(void* p) noexcept { STRATA_ROUTED(free, own_free)(p); }
+STRATA_MODULE_FN void strata_detail_module_free_sized(void* p, size_t n) noexcept {
+  STRATA_ROUTED(free_sized, own_free_sized)(p, n);
+}
+STRATA_MODULE_FN void* malloc(size_t n) noexcept { return STRATA_ROUTED(malloc, STRATA_OWN(strata_malloc))(n); }
+STRATA_MODULE_FN void free(void* p) noexcept { STRATA_ROUTED(free, own_free)(p); }
+STRATA_MODULE_FN void* calloc(size_t c, size_t n) noexcept {
+  return STRATA_ROUTED(calloc, STRATA_OWN(strata_calloc))(c, n);
+}
+STRATA_MODULE_FN void* realloc(void* p, size_t n) noexcept { return STRATA_ROUTED(realloc, own_realloc)(p, n); }
 STRATA_MODULE_FN void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
   return glibc_array_size(c, n, &total) ? realloc(p, total) : nullptr;
@@ -99,6 +173,15 @@ STRATA_MODULE_FN int posix_memalign(void** out, size_t a, size_t n) noexcept {
 STRATA_MODULE_FN void* valloc(size_t n) noexcept { return strata_aligned_alloc(4096, n); }
 STRATA_MODULE_FN void* pvalloc(size_t n) noexcept { return glibc_pvalloc(n); }
 STRATA_MODULE_FN size_t malloc_usable_size(void* p) noexcept {
+#ifdef STRATA_SHARE_CLIENT
+  if (const strata::share::Table* t = strata::share::client_table()) {
+    if (p && !t->owns(p)) {
+      auto f = next<size_t (*)(void*)>(g_usable, "malloc_usable_size");
+      return f ? f(p) : 0;
+    }
+    return t->fn_strata_usable_size(p);
+  }
+#endif
   if (p && foreign(p)) {
     auto f = next<size_t (*)(void*)>(g_usable, "malloc_usable_size");
     return f ? f(p) : 0;

@@ -14,7 +14,15 @@
 #include <cstring>
 
 
+#include <atomic>
+
 #include "glibc_rules.hpp"
+#ifdef STRATA_SHARE_CLIENT
+#include <strata/leaks.h>
+#include <strata/state.h>
+
+#include "client.hpp"
+#endif
 #include "options.hpp"
 #include "process.hpp"
 
@@ -41,11 +49,37 @@ strata_heap_summary_t summary() noexcept {
 // gets them here: its copy is the process's malloc, which the modules it
 // loads may share.
 #ifdef STRATA_SHARE_CLIENT
-STRATA_EXPORT void* malloc(size_t n) noexcept { return strata_malloc(n); }
-STRATA_EXPORT void free(void* p) noexcept { strata_free(p); }
-STRATA_EXPORT void* calloc(size_t c, size_t n) noexcept { return strata_calloc(c, n); }
-STRATA_EXPORT void* realloc(void* p, size_t n) noexcept { return strata_realloc(p, n); }
+// Each one indirect jump: to this copy's functions (renamed *_own, share/),
+// and to the shared manager's from a switch on (strata_detail_route_shared).
+#define STRATA_SHARE_FN(name, ret, params, args) extern "C" ret name##_own params noexcept;
+#include "api.def"
+#undef STRATA_SHARE_FN
+namespace {
+struct Route {
+  std::atomic<void* (*)(size_t) noexcept> malloc{&strata_malloc_own};
+  std::atomic<void (*)(void*) noexcept> free{&strata_free_own};
+  std::atomic<void* (*)(size_t, size_t) noexcept> calloc{&strata_calloc_own};
+  std::atomic<void* (*)(void*, size_t) noexcept> realloc{&strata_realloc_own};
+};
+constinit Route g_route;
+}  // namespace
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_route_shared() noexcept {
+  const strata::share::Table* t = strata::share::client_table();
+  g_route.malloc.store(t->fn_strata_malloc, std::memory_order_release);
+  g_route.free.store(t->free_any ? t->free_any : t->fn_strata_free, std::memory_order_release);
+  g_route.calloc.store(t->fn_strata_calloc, std::memory_order_release);
+  g_route.realloc.store(t->fn_strata_realloc, std::memory_order_release);
+}
+STRATA_EXPORT void* malloc(size_t n) noexcept { return g_route.malloc.load(std::memory_order_relaxed)(n); }
+STRATA_EXPORT void free(void* p) noexcept { g_route.free.load(std::memory_order_relaxed)(p); }
+STRATA_EXPORT void* calloc(size_t c, size_t n) noexcept { return g_route.calloc.load(std::memory_order_relaxed)(c, n); }
+STRATA_EXPORT void* realloc(void* p, size_t n) noexcept {
+  return g_route.realloc.load(std::memory_order_relaxed)(p, n);
+}
 #endif
+// A shared manager's free for its users (share/table.hpp, free_any): this
+// copy is the process's malloc, so every block of the process is its own.
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_free_any(void* p) noexcept { free(p); }
 STRATA_EXPORT void* reallocarray(void* p, size_t c, size_t n) noexcept {
   size_t total;
   return strata::detail::glibc_array_size(c, n, &total) ? strata_realloc(p, total) : nullptr;
