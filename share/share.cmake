@@ -22,47 +22,39 @@ endforeach()
 file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/generated/share/rename.h CONTENT "${_strata_rename}" @ONLY)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${STRATA_SHARE_DIR}/api.def)
 
+# One archive a kind of module: the renamed core, the entry points and the
+# module's malloc family.
+function(strata_share_archive target output export_name)
+  add_library(${target} STATIC $<TARGET_OBJECTS:strata_core_client> ${STRATA_SHARE_DIR}/dispatch.cpp ${ARGN})
+  set_target_properties(${target} PROPERTIES OUTPUT_NAME ${output} EXPORT_NAME ${export_name}
+    POSITION_INDEPENDENT_CODE ON CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+  target_include_directories(${target} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<BUILD_INTERFACE:${STRATA_LEAKREG_DIR}/include>
+    $<BUILD_INTERFACE:${STRATA_SHARE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_include_directories(${target} PRIVATE src ${STRATA_SHARE_DIR})
+  target_compile_definitions(${target} PRIVATE STRATA_SHARE_CLIENT STRATA_DEBUG_LEVEL=${STRATA_DEBUG_LEVEL})
+  target_compile_options(${target} PRIVATE ${STRATA_WARNINGS} -fno-builtin)
+  target_link_libraries(${target} PUBLIC Threads::Threads)
+  if(NOT STRATA_DLSYM_IN_LIBC)
+    target_link_libraries(${target} PUBLIC ${CMAKE_DL_LIBS})
+  endif()
+endfunction()
+# (A function, not in the macro below: a macro would replace its ${ARGN}.)
+
 macro(strata_share_setup_targets)
   strata_core_objects(strata_core_client ${STRATA_CORE_SOURCES} src/api.cpp)
   target_compile_definitions(strata_core_client PRIVATE STRATA_SHARE_CLIENT)
   target_compile_options(strata_core_client PRIVATE -include ${CMAKE_BINARY_DIR}/generated/share/rename.h)
 
-  add_library(strata_share_archive STATIC $<TARGET_OBJECTS:strata_core_client>
-    ${STRATA_SHARE_DIR}/dispatch.cpp src/module_heap.cpp src/override_new.cpp)
-  set_target_properties(strata_share_archive PROPERTIES OUTPUT_NAME strata_share EXPORT_NAME share_archive
-    POSITION_INDEPENDENT_CODE ON CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
-  target_include_directories(strata_share_archive PUBLIC
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<BUILD_INTERFACE:${STRATA_LEAKREG_DIR}/include>
-    $<BUILD_INTERFACE:${STRATA_SHARE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_include_directories(strata_share_archive PRIVATE src ${STRATA_SHARE_DIR})
-  target_compile_definitions(strata_share_archive PRIVATE STRATA_MODULE_HEAP STRATA_SHARE_CLIENT
-    STRATA_DEBUG_LEVEL=${STRATA_DEBUG_LEVEL})
-  target_compile_options(strata_share_archive PRIVATE ${STRATA_WARNINGS} -fno-builtin)
-  target_link_libraries(strata_share_archive PUBLIC Threads::Threads)
-  if(NOT STRATA_DLSYM_IN_LIBC)
-    target_link_libraries(strata_share_archive PUBLIC ${CMAKE_DL_LIBS})
-  endif()
-
-  # The same for an executable: its malloc family and operator new/delete
-  # are exported (override_malloc.cpp), so that its copy is the process's
-  # malloc (libc's and libstdc++'s own allocations included) and the heap
-  # the plugins share.
-  add_library(strata_share_exe_archive STATIC $<TARGET_OBJECTS:strata_core_client>
-    ${STRATA_SHARE_DIR}/dispatch.cpp src/override_malloc.cpp src/override_new.cpp)
-  set_target_properties(strata_share_exe_archive PROPERTIES OUTPUT_NAME strata_share_exe
-    EXPORT_NAME share_exe_archive POSITION_INDEPENDENT_CODE ON CXX_VISIBILITY_PRESET hidden
-    VISIBILITY_INLINES_HIDDEN ON)
-  target_include_directories(strata_share_exe_archive PUBLIC
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<BUILD_INTERFACE:${STRATA_LEAKREG_DIR}/include>
-    $<BUILD_INTERFACE:${STRATA_SHARE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_include_directories(strata_share_exe_archive PRIVATE src ${STRATA_SHARE_DIR})
-  target_compile_definitions(strata_share_exe_archive PRIVATE STRATA_SHARE_CLIENT
-    STRATA_DEBUG_LEVEL=${STRATA_DEBUG_LEVEL})
-  target_compile_options(strata_share_exe_archive PRIVATE ${STRATA_WARNINGS} -fno-builtin)
-  target_link_libraries(strata_share_exe_archive PUBLIC Threads::Threads)
-  if(NOT STRATA_DLSYM_IN_LIBC)
-    target_link_libraries(strata_share_exe_archive PUBLIC ${CMAKE_DL_LIBS})
-  endif()
+  # A shared library's: its malloc family and operator new/delete hidden
+  # (module_heap.cpp, override_new.cpp as for strata::module_heap).
+  strata_share_archive(strata_share_archive strata_share share_archive src/module_heap.cpp src/override_new.cpp)
+  target_compile_definitions(strata_share_archive PRIVATE STRATA_MODULE_HEAP)
+  # An executable's: its malloc family and operator new/delete exported
+  # (override_malloc.cpp), so that its copy is the process's malloc (libc's
+  # and libstdc++'s own allocations included) and the heap the plugins share.
+  strata_share_archive(strata_share_exe_archive strata_share_exe share_exe_archive
+    src/override_malloc.cpp src/override_new.cpp)
 
   add_library(strata_simple_share_auto STATIC ${STRATA_SHARE_DIR}/auto.cpp)
   set_target_properties(strata_simple_share_auto PROPERTIES OUTPUT_NAME strata_simple_share

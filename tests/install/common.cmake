@@ -40,3 +40,20 @@ foreach(_v PREFIX LIBDIR INCLUDEDIR VERSION)
   endif()
 endforeach()
 strata_install_dirs()
+
+# The configure arguments of a consumer project in SOURCE against PREFIX,
+# built in WORK with the test's compilers, flags, generator and config.
+function(consumer_configure_args out source work)
+  set(_a -S "${source}" -B "${work}" "-DCMAKE_PREFIX_PATH=${PREFIX}" "-DCMAKE_C_COMPILER=${CC}"
+    "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_C_FLAGS=${SAN_FLAGS}" "-DCMAKE_CXX_FLAGS=${SAN_FLAGS}")
+  if(GENERATOR)
+    list(APPEND _a -G "${GENERATOR}")
+  endif()
+  if(MAKE_PROGRAM)
+    list(APPEND _a "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
+  endif()
+  if(CONFIG)
+    list(APPEND _a "-DCMAKE_BUILD_TYPE=${CONFIG}")
+  endif()
+  set(${out} ${_a} ${ARGN} PARENT_SCOPE)
+endfunction()

@@ -5,24 +5,10 @@ include(${CMAKE_CURRENT_LIST_DIR}/common.cmake)
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 
-set(_args -S "${SOURCE_DIR}" -B "${WORK_DIR}"
-  "-DCMAKE_PREFIX_PATH=${PREFIX}"
+consumer_configure_args(_args "${SOURCE_DIR}" "${WORK_DIR}"
   "-DSTRATA_EXPECTED_PREFIX=${PREFIX}"
   "-DSTRATA_EXPECTED_VERSION=${VERSION}"
-  "-DSTRATA_CONSUMER_SANITIZED=${SANITIZED}"
-  "-DCMAKE_C_COMPILER=${CC}"
-  "-DCMAKE_CXX_COMPILER=${CXX}"
-  "-DCMAKE_C_FLAGS=${SAN_FLAGS}"
-  "-DCMAKE_CXX_FLAGS=${SAN_FLAGS}")
-if(GENERATOR)
-  list(APPEND _args -G "${GENERATOR}")
-endif()
-if(MAKE_PROGRAM)
-  list(APPEND _args "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
-endif()
-if(CONFIG)
-  list(APPEND _args "-DCMAKE_BUILD_TYPE=${CONFIG}")
-endif()
+  "-DSTRATA_CONSUMER_SANITIZED=${SANITIZED}")
 run(configure COMMAND "${CMAKE_COMMAND}" ${_args})
 
 set(_build "${CMAKE_COMMAND}" --build "${WORK_DIR}")

@@ -80,6 +80,15 @@ bool loaded(const char* path) {
 std::atomic<int> g_errors{0};
 void count_error(const strata_error_t*, void*) { g_errors++; }
 
+// Whether the host's strata_free refuses p (through its error handler).
+bool host_refuses(void* p) {
+  g_errors = 0;
+  strata_set_error_handler(count_error, nullptr);
+  strata_free(p);
+  strata_set_error_handler(nullptr, nullptr);
+  return g_errors == 1;
+}
+
 strata_mm_status_t my_status() {
   strata_mm_status_t s{};
   s.size = sizeof s;
@@ -223,11 +232,7 @@ TEST_CASE("a plugin that allocated before switching keeps its own heap", "[share
   CHECK(std::string(s.reason).find("live blocks") != std::string::npos);
   // Its blocks are its own: the host's heap refuses them, and its heap the host's.
   void* p = late.malloc_(64);
-  g_errors = 0;
-  strata_set_error_handler(count_error, nullptr);
-  strata_free(p);
-  CHECK(g_errors == 1);
-  strata_set_error_handler(nullptr, nullptr);
+  CHECK(host_refuses(p));
   late.free_(p);
   void* q = std::malloc(64);
   CHECK(late.strata_free_(q) == STRATA_ERROR_FOREIGN_POINTER);
@@ -244,11 +249,7 @@ TEST_CASE("without sharing, a cross-module free is refused as a foreign pointer"
   CHECK(priv.strata_free_(mine) == STRATA_ERROR_FOREIGN_POINTER);
   std::free(mine);
   void* theirs = priv.malloc_(10000);
-  g_errors = 0;
-  strata_set_error_handler(count_error, nullptr);
-  strata_free(theirs);
-  CHECK(g_errors == 1);
-  strata_set_error_handler(nullptr, nullptr);
+  CHECK(host_refuses(theirs));
   priv.free_(theirs);
   priv.close();
 }

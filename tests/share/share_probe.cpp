@@ -81,13 +81,24 @@ const char* role_name(strata_mm_role r) {  // the probe has no strata of its own
 
 bool contains(const char* s, const char* part) { return std::strstr(s, part) != nullptr; }
 
+// Loads both plugins and says what each decided.
+struct Both {
+  Mod a, b;
+  strata_mm_status_t sa, sb;
+};
+Both load_both() {
+  Both x{load(SHARE_PLUGIN_A), load(SHARE_PLUGIN_B), {}, {}};
+  x.sa = x.a.get();
+  x.sb = x.b.get();
+  std::fprintf(stderr, "a: %s: %s\nb: %s: %s\n", role_name(x.sa.role), x.sa.reason, role_name(x.sb.role),
+               x.sb.reason);
+  return x;
+}
+
 // The two plugins load; the first finds the name unusable, so it shares its
 // own heap (replacing what was there), and the second uses it.
 void expect_replaced(const char* word) {
-  Mod a = load(SHARE_PLUGIN_A), b = load(SHARE_PLUGIN_B);
-  strata_mm_status_t sa = a.get(), sb = b.get();
-  std::fprintf(stderr, "a: %s: %s\nb: %s: %s\n", role_name(sa.role), sa.reason,
-               role_name(sb.role), sb.reason);
+  auto [a, b, sa, sb] = load_both();
   EXPECT(sa.role == STRATA_MM_SHARING);
   EXPECT(sb.role == STRATA_MM_USING_SHARED);
   EXPECT(std::string(sb.provider) == sa.module);
@@ -100,10 +111,7 @@ void expect_replaced(const char* word) {
 
 // Neither plugin may follow nor remove what is there: both keep their own heaps.
 void expect_refused(const char* word) {
-  Mod a = load(SHARE_PLUGIN_A), b = load(SHARE_PLUGIN_B);
-  strata_mm_status_t sa = a.get(), sb = b.get();
-  std::fprintf(stderr, "a: %s: %s\nb: %s: %s\n", role_name(sa.role), sa.reason,
-               role_name(sb.role), sb.reason);
+  auto [a, b, sa, sb] = load_both();
   EXPECT(sa.role == STRATA_MM_OWN);
   EXPECT(sb.role == STRATA_MM_OWN);
   EXPECT(contains(sa.reason, word));
