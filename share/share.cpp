@@ -30,6 +30,8 @@
 #include "client.hpp"
 #endif
 
+extern "C" __attribute__((visibility("hidden"))) void strata_detail_mark_not_unloadable() noexcept;
+
 namespace strata::share {
 namespace {
 
@@ -255,6 +257,9 @@ STRATA_API int strata_share_memory_manager(void) noexcept {
     return 0;
   }
   set_role_locked(STRATA_MM_SHARING, g_state.module);
+  // Other modules' blocks live in this copy's heap: it is never released,
+  // not even at the process's exit (as a copy in the main program).
+  strata_detail_mark_not_unloadable();
   decide_locked(why.c_str());
   return 1;
 }
