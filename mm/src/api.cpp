@@ -81,6 +81,10 @@ STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
   }
   if (n > kMaxMediumSize) {  // a fresh mapping is already zero
     void* p = large_alloc(&g_default_heap, n, kMinAlign, /*use_cache=*/false);
+    if (!p && n <= kMaxRequest) {
+      release_free_memory(&g_default_heap);
+      p = large_alloc(&g_default_heap, n, kMinAlign, /*use_cache=*/false);
+    }
     if (!p) errno = ENOMEM;
     return p;
   }
@@ -101,9 +105,13 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
   } else if (chunk_map::kind_of(e) == ChunkKind::kMedium && (a & (kMinAlign - 1)) == 0) {
     auto* pool = chunk_map::owner_of<MediumPool>(e);
     if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {
-      std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
-      // Exactly the cases in which heap_realloc keeps the block untouched.
-      if (medium_keeps_in_place(n, usable) && !medium_trims_tail(n, usable)) return p;
+      std::size_t size = medium_block_size_racy(p);
+      std::size_t usable = size - kMediumHeaderSize;
+      // Exactly the cases in which heap_realloc keeps the block untouched,
+      // if the tag's size is the block's (else the locked path decides).
+      if (medium_keeps_in_place(n, usable) && !medium_trims_tail(n, usable) &&
+          medium_size_paired(pool, static_cast<char*>(p) - kMediumHeaderSize, size))
+        return p;
     }
   } else if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
     // A live large block (its magic) whose user pointer is p (which also
@@ -111,7 +119,7 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
     auto* lb = chunk_map::owner_of<LargeBlock>(e);
     if (large_magic(lb) == kLargeMagic && lb->user == p) {
       std::size_t usable = large_usable(lb);
-      if (large_keeps_in_place(n, usable)) return p;
+      if (large_keeps_in_place(n, usable) && large_header_valid(lb)) return p;
     }
   }
   return heap_realloc(nullptr, p, n, "strata_realloc");

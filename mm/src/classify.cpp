@@ -5,6 +5,26 @@
 
 namespace strata::detail {
 
+bool large_header_valid(const LargeBlock* lb) noexcept {
+  auto self = reinterpret_cast<std::uintptr_t>(lb), base = reinterpret_cast<std::uintptr_t>(lb->base);
+  std::size_t size = lb->map_size;
+  constexpr std::uintptr_t kSpace = std::uintptr_t{1} << 47;
+  if (((base | size) & (kChunkSize - 1)) || size == 0 || base > self || size > kSpace || base >= kSpace ||
+      self - base >= size || reinterpret_cast<std::uintptr_t>(lb->user) != self + kLargeHeaderSize)
+    return false;
+  // What set_range wrote when the block was mapped: every chunk names it,
+  // the chunk after it does not (a size made smaller or larger fails).
+  const std::uintptr_t want = chunk_map::make(lb, ChunkKind::kLarge);
+  if (chunk_map::lookup(base) != want || chunk_map::lookup(base + size - kChunkSize) != want ||
+      chunk_map::lookup(base + size) == want)
+    return false;
+  // Its heap is the process heap or a live pool (whose chunk map entry names it).
+  const Heap* h = large_heap(lb);
+  if (h == &g_default_heap) return true;
+  return chunk_map::lookup(reinterpret_cast<std::uintptr_t>(h)) == chunk_map::make(h, ChunkKind::kMeta) &&
+         h->magic == kHeapMagic;
+}
+
 Info classify(const void* p, bool check_medium) noexcept {
   Info in;
   auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -87,7 +107,7 @@ Info classify(const void* p, bool check_medium) noexcept {
                                      : "the address points inside a large block that is already free";
         return in;
       }
-      if (magic != kLargeMagic) {
+      if (magic != kLargeMagic || !large_header_valid(in.large)) {
         in.err = STRATA_ERROR_CORRUPTION;
         in.msg = "the header of the large block was overwritten";
         return in;

@@ -27,6 +27,10 @@ struct Info {
 // (under its arena's lock) only when `check_medium`: free validates it under
 // the lock itself.
 Info classify(const void* p, bool check_medium = true) noexcept;
+// Whether the header of the live large block lb (its magic checked) agrees
+// with what the chunk map recorded when it was mapped, and names a live
+// heap: a forged map_size, base, user or heap fails.  O(1): three look-ups.
+bool large_header_valid(const LargeBlock* lb) noexcept;
 
 // True when address a (whose chunk-map entry is e) is exactly a block start
 // strata carved from a small span; *span is then that span.  The pointer

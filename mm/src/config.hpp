@@ -108,6 +108,11 @@ inline constexpr std::size_t kMediumCacheBudget = std::size_t{128} << 10;
 inline constexpr std::ptrdiff_t kCentralAccountSlack = 64 * 1024;
 
 // ---- large tier ----
+// The largest request strata tries to serve: 64 TiB, half of the 47-bit
+// user address space.  Anything larger fails at once (ENOMEM) without a
+// system call; anything up to it that the machine cannot back fails in the
+// kernel's overcommit check (large mappings are not MAP_NORESERVE, os.hpp).
+inline constexpr std::size_t kMaxRequest = std::size_t{1} << 46;
 inline constexpr std::size_t kLargeHeaderSize = 64;
 // Freed large mappings kept for reuse (against mmap/munmap churn and the page
 // faults of fresh memory): at most this many blocks, and at most

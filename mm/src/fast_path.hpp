@@ -32,6 +32,16 @@ namespace strata::detail {
 // Any allocation the fast path does not serve: refills, medium and large
 // blocks; errno = ENOMEM when it returns null.
 STRATA_SLOW_PATH void* alloc_slow(Heap* h, std::size_t n) noexcept;
+// Out of memory: before a request fails, what this copy holds free goes back
+// to the OS — the calling thread's cache of h flushed, empty spans and medium
+// pools unmapped, free medium pages and kept large mappings given back (h's,
+// and the process heap's for a pool) — and the request is tried once more:
+// free memory must not make a request fail under an address-space limit.
+STRATA_SLOW_PATH void release_free_memory(Heap* h) noexcept;
+// heap_aligned_alloc's medium or large request failed: release_free_memory
+// and one more try (none for a size no machine can back); errno = ENOMEM
+// when it fails too.
+STRATA_SLOW_PATH void* aligned_alloc_retry(Heap* h, std::size_t align, std::size_t n) noexcept;
 // Classifies p and frees it, or reports why it cannot (expect: the heap p
 // must belong to, or null for any).
 STRATA_SLOW_PATH void free_slow(void* p, Heap* expect, const char* op) noexcept;
@@ -40,6 +50,9 @@ STRATA_SLOW_PATH void free_medium(void* p, std::uintptr_t e, ThreadCache* tc, He
 // Frees a block already classified as valid.
 void free_valid(const Info& in, void* p, const char* op) noexcept;
 STRATA_SLOW_PATH void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept;
+// A medium cache list found forged at b (medium_cached_size): reported as
+// CORRUPTION, the list dropped (its blocks stay allocated: never followed).
+STRATA_SLOW_PATH void medium_cache_poisoned(ThreadCache* tc, CacheBin& bin, const Block* b) noexcept;
 
 // ---- allocation ----
 STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
@@ -72,16 +85,23 @@ STRATA_FAST_PATH Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std:
   CacheBin* bin = &tc->medium_bins[mc];
   Block* b = nullptr;
   std::size_t size = 0;
+  // Every block is checked before its size or its link is read.
   if (medium_class_block(mc) != need) {
-    if (Block* f = tc->medium_bins[mc - 1].head; f && aligned(f) && (size = medium_block_size_racy(f)) >= need) {
-      bin = &tc->medium_bins[mc - 1];
-      b = f;
+    CacheBin& below = tc->medium_bins[mc - 1];
+    if (Block* f = below.head; f && aligned(f)) {
+      size = medium_cached_size(f);
+      if (STRATA_UNLIKELY(size == 0)) return medium_cache_poisoned(tc, below, f), nullptr;
+      if (size >= need) {
+        bin = &below;
+        b = f;
+      }
     }
   }
   if (!b) {
     b = bin->head;
     if (!b || !aligned(b)) return nullptr;
-    size = medium_block_size_racy(b);
+    size = medium_cached_size(b);
+    if (STRATA_UNLIKELY(size == 0)) return medium_cache_poisoned(tc, *bin, b), nullptr;
   }
   bin->head = b->next;
   bin->room++;
@@ -132,7 +152,7 @@ inline void* heap_aligned_alloc(Heap* h, std::size_t align, std::size_t n) noexc
   if (n <= kMaxMediumSize && align <= kChunkSize)
     p = n > kMaxSmallSize ? medium_alloc_cached(h, n, align) : medium_alloc(h, n, align);
   if (!p) p = large_alloc(h, n, align);
-  if (!p) errno = ENOMEM;
+  if (STRATA_UNLIKELY(!p)) p = aligned_alloc_retry(h, align, n);
   return p;
 }
 
@@ -177,10 +197,13 @@ inline void medium_bin_push(ThreadCache* tc, CacheBin& bin, Block* b, std::size_
 // only hold memory it never reuses), and the cache has room.  False: the
 // caller frees it under the lock, where every doubtful case (a double free
 // included) is decided.
-inline bool medium_cache_push_live(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
+STRATA_FAST_PATH bool medium_cache_push_live(ThreadCache* tc, MediumPool* pool, void* p) noexcept {
   if (!tc || pool->arena != tc->medium_arena) return false;
   std::size_t size = medium_block_size_racy(p);
   if (size < medium_class_block(0) || size > kMaxMediumBlock) return false;
+  // A tag a program overwrote (a forged or garbage size) never enters the
+  // cache, where a later request would believe it: the locked free decides.
+  if (!medium_size_paired(pool, static_cast<char*>(p) - kMediumHeaderSize, size)) return false;
   unsigned mc = kGranulesToMediumClass[size / kMediumGranule];
   if (medium_class_block(mc) > size) --mc;  // file under the largest class it can serve
   CacheBin& bin = tc->medium_bins[mc];

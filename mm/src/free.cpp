@@ -14,6 +14,14 @@ void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std
   medium_cache_flush(tc);
   medium_bin_push(tc, bin, b, size);
 }
+void medium_cache_poisoned(ThreadCache* tc, CacheBin& bin, const Block* b) noexcept {
+  (void)tc;
+  bin.head = nullptr;
+  bin.room = bin.max;
+  report(STRATA_ERROR_CORRUPTION, b, "malloc",
+         "a medium block's link in a thread cache was overwritten after it was freed (a use after free): the "
+         "list is dropped, its blocks are never handed out");
+}
 // heap_free's medium case, from the chunk-map entry e of p's address: a block
 // of tc's arena that is a live start (its range check also rejects addresses
 // the unchecked lookup folded onto the pool) and carries no free cookie (one

@@ -91,6 +91,33 @@ static_assert(offsetof(Heap, meta_lock) + sizeof(Lock) <= 4096, "a heap's locks 
 
 extern std::atomic<std::uintptr_t> g_secret;  // per-process random, for free cookies; set once, before any block exists
 inline std::uintptr_t secret() noexcept { return g_secret.load(std::memory_order_relaxed); }
+
+// The size of b, found on a thread's medium cache list, if b is a block that
+// was put there: the chunk map says medium (so reading the pool's header is
+// safe), it is a live start of that pool (the start bitmap), it carries the
+// free cookie only strata can compute, and its tag's size is paired ([M5]).
+// 0 otherwise: a link a use-after-free write forged (to the stack, say), or
+// a tag overwritten while the block waited, fails before it is followed or
+// handed out.
+// The link half of it, for a flush (whose locked free checks the tags):
+// whether b is a live start of a medium pool carrying its free cookie.
+__attribute__((no_sanitize("thread"))) STRATA_FAST_PATH bool medium_cached_link_ok(const Block* b) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(b);
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  return chunk_map::kind_of(e) == ChunkKind::kMedium &&
+         medium_is_live_start(chunk_map::owner_of<MediumPool>(e), b) && b->cookie == (a ^ secret());
+}
+__attribute__((no_sanitize("thread"))) STRATA_FAST_PATH std::size_t medium_cached_size(const Block* b) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(b);
+  // Unchecked: an address above 48 bits reads another chunk's entry, whose
+  // pool's range check (medium_is_live_start) it then fails.
+  std::uintptr_t e = chunk_map::lookup_unchecked(a);
+  if (chunk_map::kind_of(e) != ChunkKind::kMedium) return 0;
+  auto* pool = chunk_map::owner_of<MediumPool>(e);
+  if (!medium_is_live_start(pool, b) || b->cookie != (a ^ secret())) return 0;
+  std::size_t size = medium_block_size_racy(b);
+  return medium_size_paired(pool, reinterpret_cast<const char*>(b) - kMediumHeaderSize, size) ? size : 0;
+}
 void secret_init() noexcept;  // idempotent; called before strata maps anything
 
 // Medium arenas in use, minus one: the number of CPUs rounded down to a power

@@ -211,13 +211,13 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
   }
   if (align < kLargeHeaderSize) align = kLargeHeaderSize;
   std::size_t extra = align + kLargeHeaderSize;  // room for the header below an aligned user pointer
-  if (size > (std::size_t{1} << 62) || align > (std::size_t{1} << 40)) return nullptr;
+  if (size > kMaxRequest || align > (std::size_t{1} << 40)) return nullptr;
   std::size_t map_size = align_up(size + extra, kChunkSize);
   // A cacheable request maps at least kLargeMapMin and keeps the rest: untouched
   // pages cost no memory, and later requests are served without a system call.
   std::size_t spare = 0;
   if (use_cache && map_size < kLargeMapMin && align <= kLargeHeaderSize) spare = kLargeMapMin - map_size;
-  char* base = static_cast<char*>(os::map_aligned(map_size + spare, kChunkSize));
+  char* base = static_cast<char*>(os::map_aligned(map_size + spare, kChunkSize, /*checked=*/true));
   if (!base) return nullptr;
   auto user = reinterpret_cast<char*>(align_up(reinterpret_cast<std::uintptr_t>(base) + kLargeHeaderSize, align));
   LargeBlock* lb = publish_live(h, base, map_size, user);
@@ -318,7 +318,7 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
 namespace {
 bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t head = static_cast<std::size_t>(static_cast<char*>(lb->user) - lb->base);
-  if (new_size > (std::size_t{1} << 62)) return false;
+  if (new_size > kMaxRequest) return false;
   std::size_t new_map = align_up(head + new_size, kChunkSize);
   std::size_t old_map = lb->map_size;
   if (new_map == old_map) return true;
@@ -391,7 +391,7 @@ bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexce
 
 void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t head = static_cast<std::size_t>(static_cast<char*>(lb->user) - lb->base);
-  if (new_size > (std::size_t{1} << 62)) return nullptr;
+  if (new_size > kMaxRequest) return nullptr;
   std::size_t new_map = align_up(head + new_size, kChunkSize);
   std::size_t old_map = lb->map_size;
   char* old_base = lb->base;

@@ -4,6 +4,7 @@
 // each with its own lock; a thread allocates from the arena of its slot, a
 // block is freed into the arena of its pool.  Empty pools are returned to the
 // OS beyond kEmptyMediumPoolsKept per arena.
+#include "error.hpp"  // a forged bin link is reported once the arena lock is released
 #include "heap.hpp"
 #include "track.hpp"
 #include "list.hpp"
@@ -122,6 +123,69 @@ inline void maybe_sweep_trims_locked(MediumTier& m) noexcept {
   if (std::uint64_t now = os::now_ms(); now >= m.trim_due_ms) sweep_trims_locked(m, now);
 }
 
+// The arena lock, and on its release the report of a forged bin link found
+// under it (the handler may call strata: never with the lock held).
+class ArenaGuard {
+ public:
+  ArenaGuard(Heap* h, MediumTier& m) noexcept : m_(m), lock_(medium_lock(h, m)) { lock_.lock(); }
+  ~ArenaGuard() {
+    const void* bad = m_.corrupt_at;
+    m_.corrupt_at = nullptr;
+    lock_.unlock();
+    if (STRATA_UNLIKELY(bad != nullptr)) report_forged_link(bad);
+  }
+  ArenaGuard(const ArenaGuard&) = delete;
+  ArenaGuard& operator=(const ArenaGuard&) = delete;
+  static void report_forged_link(const void* where) noexcept {
+    report(STRATA_ERROR_CORRUPTION, where, "malloc",
+           "a free medium block's bin links were overwritten (a use after free): its bin is dropped, its blocks "
+           "are never handed out");
+  }
+
+ private:
+  MediumTier& m_;
+  Lock& lock_;
+};
+
+inline bool is_start(MediumPool* pool, char* block) noexcept;
+
+// ---- the bins' links, checked before they are followed ----
+// A free block's links sit in its first user bytes, where a use after free
+// writes: a link is followed only if it leads to a granule start of a pool
+// of this arena (the chunk map says so before the pool's header is read)
+// where no in-use block starts, and a block is unlinked only if its
+// neighbours link back to it (glibc's "corrupted double-linked list" check).  A bin with a forged link
+// is dropped whole (its blocks are never handed out again: a leak, not an
+// overlap) and the address noted for the caller to report.
+bool free_link_valid(MediumTier& m, const MediumFree* x) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(x);
+  std::uintptr_t e = chunk_map::lookup(a);
+  if (chunk_map::kind_of(e) != ChunkKind::kMedium) return false;
+  auto* pool = chunk_map::owner_of<MediumPool>(e);
+  if (pool->magic != kMediumPoolMagic || pool->arena != &m) return false;
+  auto* block = reinterpret_cast<char*>(const_cast<MediumFree*>(x));
+  if (block < data_of(pool) || block >= data_end(pool) || (block - data_of(pool)) % kMediumGranule) return false;
+  return !is_start(pool, block) && !(x->tag.size_flags & kInUse);
+}
+
+void bin_drop_locked(MediumTier& m, unsigned i, const void* where) noexcept {
+  m.bins[i] = nullptr;
+  m.bin_mask[i / 32] &= ~(1u << (i % 32));
+  if (!m.bin_mask[i / 32]) m.group_mask &= ~(1u << (i / 32));
+  if (!m.corrupt_at) m.corrupt_at = where;
+}
+
+// f's successor in bin i, or null at the end, or null with the bin dropped
+// when the link is forged.
+MediumFree* next_free(MediumTier& m, unsigned i, MediumFree* f) noexcept {
+  MediumFree* n = f->next;
+  if (n && STRATA_UNLIKELY(!free_link_valid(m, n) || n->prev != f)) {
+    bin_drop_locked(m, i, f);
+    return nullptr;
+  }
+  return n;
+}
+
 void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size);
@@ -133,6 +197,13 @@ void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
 void bin_remove(MediumTier& m, char* block) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size_of(&f->tag));
+  MediumFree* n = f->next;
+  MediumFree* p = f->prev;
+  bool linked = p ? free_link_valid(m, p) && p->next == f : m.bins[i] == f;
+  if (STRATA_UNLIKELY(!linked || (n && (!free_link_valid(m, n) || n->prev != f)))) {
+    bin_drop_locked(m, i, f);
+    return;
+  }
   BinList::remove(m.bins[i], f);
   if (!m.bins[i]) {
     m.bin_mask[i / 32] &= ~(1u << (i % 32));
@@ -153,7 +224,7 @@ char* bin_find(MediumTier& m, std::size_t need) noexcept {
   }
   unsigned b = g * 32 + static_cast<unsigned>(__builtin_ctz(mask));
   if (b == kMediumBins - 1) {  // the last bin holds every size from 256 KiB up: first fit
-    for (MediumFree* f = m.bins[b]; f; f = f->next)
+    for (MediumFree* f = m.bins[b]; f; f = next_free(m, b, f))
       if (size_of(&f->tag) >= need) return reinterpret_cast<char*>(f);
     return nullptr;
   }
@@ -176,7 +247,7 @@ char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align) noexc
       continue;
     }
     i = (i / 32) * 32 + static_cast<unsigned>(__builtin_ctz(mask));
-    for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = f->next, ++looked) {
+    for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = next_free(m, i, f), ++looked) {
       auto b = reinterpret_cast<std::uintptr_t>(f);
       if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need <= b + size_of(&f->tag))
         return reinterpret_cast<char*>(f);
@@ -241,15 +312,31 @@ void pool_destroy_locked(Heap* h, MediumPool* pool) noexcept {
   heap_unmap(h, pool, kMediumPoolSize);
 }
 
+// Whether the tags of the live block at `block` can be believed by
+// free_locked and the resize: its size (medium_extent_valid) and, when it
+// says the block before is free, that block's size at both of its ends with
+// no in-use block inside it.  Every tag this reads lies inside the pool.
+bool tags_valid_locked(MediumPool* pool, char* block) noexcept {
+  const MediumTag* t = tag_at(block);
+  if (!(t->size_flags & kInUse) || !medium_size_paired(pool, block, size_of(t)) ||
+      !medium_extent_valid(pool, block, size_of(t)))
+    return false;
+  if (!(t->size_flags & kPrevFree)) return true;
+  std::size_t ps = t->prev_size;
+  auto before = static_cast<std::size_t>(block - data_of(pool));
+  if (ps < kMediumGranule || ps % kMediumGranule || ps > before) return false;
+  char* prev = block - ps;
+  // Its size at both of its ends, and not an in-use start (no scan of its
+  // granules: a free block can be most of the pool, and this is every free).
+  return !(tag_at(prev)->size_flags & kInUse) && size_of(tag_at(prev)) == ps && !is_start(pool, prev);
+}
+
 strata_error_kind check_locked(MediumPool* pool, const void* p) noexcept {
   if (pool->magic != kMediumPoolMagic) return STRATA_ERROR_CORRUPTION;
   char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
   if (block < data_of(pool) || block >= data_end(pool)) return STRATA_ERROR_INTERIOR_POINTER;
   if ((block - data_of(pool)) % kMediumGranule) return STRATA_ERROR_INTERIOR_POINTER;
-  if (is_start(pool, block)) {
-    if (!(tag_at(block)->size_flags & kInUse) || size_of(tag_at(block)) == 0) return STRATA_ERROR_CORRUPTION;
-    return STRATA_ERROR_NONE;
-  }
+  if (is_start(pool, block)) return tags_valid_locked(pool, block) ? STRATA_ERROR_NONE : STRATA_ERROR_CORRUPTION;
   // Not a live block start: a freed block's tag still says "free" unless a
   // neighbour's coalescing overwrote it.
   std::size_t sz = size_of(tag_at(block));
@@ -272,6 +359,7 @@ void validate_pool_locked(MediumTier& m, MediumPool* pool) noexcept {
     bool in_use = t->size_flags & kInUse;
     STRATA_CHECK(is_start(pool, b) == in_use, "[M4] start bitmap mismatch");
     STRATA_CHECK(in_use || !prev_free, "[M2] two adjacent free blocks");
+    if (in_use) STRATA_CHECK(tag_at(b + sz)->prev_size == sz, "[M5] an in-use block's size is not repeated after it");
     if (!in_use) {
       bool found = false;
       for (MediumFree* f = m.bins[bin_index(sz)]; f && !found; f = f->next) found = reinterpret_cast<char*>(f) == b;
@@ -298,7 +386,17 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept;
 
 }  // namespace
 
-void medium_free_chain(Heap* h, Block* head) noexcept {
+namespace {
+void unlock_reporting(Heap* h, MediumTier& m) noexcept {
+  const void* bad = m.corrupt_at;
+  m.corrupt_at = nullptr;
+  medium_lock(h, m).unlock();
+  if (STRATA_UNLIKELY(bad != nullptr)) ArenaGuard::report_forged_link(bad);
+}
+}  // namespace
+
+Block* medium_free_chain(Heap* h, Block* head) noexcept {
+  Block* rejected = nullptr;
   std::size_t freed = 0;
   MediumTier* held = nullptr;  // the arena whose lock is held: runs of blocks of one arena take it once
   while (head) {
@@ -306,16 +404,24 @@ void medium_free_chain(Heap* h, Block* head) noexcept {
     char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
     auto* pool = pool_of(block);
     if (pool->arena != held) {
-      if (held) medium_lock(h, *held).unlock();
+      if (held) unlock_reporting(h, *held);
       held = pool->arena;
       medium_lock(h, *held).lock();
     }
-    STRATA_CHECK(check_locked(pool, head) == STRATA_ERROR_NONE, "cached medium block is not live");
+    if (STRATA_UNLIKELY(check_locked(pool, head) != STRATA_ERROR_NONE)) {
+      // Overwritten while it waited in a thread's cache (a use after free):
+      // left alone (never freed on what its tags say), for the caller to report.
+      head->next = rejected;
+      rejected = head;
+      head = next;
+      continue;
+    }
     freed += free_locked(h, pool, block);
     head = next;
   }
-  if (held) medium_lock(h, *held).unlock();
+  if (held) unlock_reporting(h, *held);
   heap_account_central(h, -static_cast<std::ptrdiff_t>(freed));
+  return rejected;
 }
 
 strata_error_kind medium_check(MediumPool* pool, const void* p) noexcept {
@@ -333,7 +439,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   MediumTier& m = medium_arena_for(h);
   char* block;
   {
-    LockGuard g(medium_lock(h, m));
+    ArenaGuard g(h, m);
     block = aligned ? bin_find_aligned(m, need, align) : bin_find(m, need);
     if (!block) {
       if (!pool_create(h, m)) return nullptr;
@@ -368,6 +474,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
       tag_at(block + fsize)->size_flags &= ~kPrevFree;
     }
     tag_at(block)->size_flags = fsize | kInUse | prev_flag;
+    tag_at(block + fsize)->prev_size = fsize;  // [M5]
     // The block, and the tag after it (a remainder's header or the next block's flags).
     mark_dirty(pool, block + fsize + sizeof(MediumFree));
     set_start(pool, block);
@@ -388,7 +495,7 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept {
   MediumTier& m = *pool->arena;
   std::size_t freed;
   {
-    LockGuard g(medium_lock(pool->heap, m));
+    ArenaGuard g(pool->heap, m);
     strata_error_kind err = check_locked(pool, p);
     if (err != STRATA_ERROR_NONE) return err;
     freed = free_locked(h, pool, static_cast<char*>(p) - kMediumHeaderSize);
@@ -450,7 +557,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
   if (want > kMaxMediumSize) want = kMaxMediumSize;
   std::ptrdiff_t delta;
   {
-    LockGuard g(medium_lock(pool->heap, m));
+    ArenaGuard g(pool->heap, m);
     char* block = static_cast<char*>(p) - kMediumHeaderSize;
     std::size_t fsize = size_of(tag_at(block));
     std::size_t flags = tag_at(block)->size_flags & ~kSizeMask;
@@ -471,6 +578,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       bin_insert(m, tail, tsize);
       maybe_sweep_trims_locked(m);
       tag_at(block)->size_flags = need | flags;
+      tag_at(tail)->prev_size = need;  // [M5]
       delta = -static_cast<std::ptrdiff_t>(fsize - need);
     } else {
       char* next = block + fsize;
@@ -496,6 +604,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
         tag_at(block + total)->size_flags &= ~kPrevFree;
       }
       tag_at(block)->size_flags = total | flags;
+      tag_at(block + total)->prev_size = total;  // [M5]
       mark_dirty(pool, block + total + sizeof(MediumFree));
       delta = static_cast<std::ptrdiff_t>(total - fsize);
     }
@@ -526,7 +635,7 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
     const unsigned g = static_cast<unsigned>(__builtin_ctz(groups));
     for (std::uint32_t bits = m.bin_mask[g]; bits; bits &= bits - 1) {
       const unsigned i = g * 32 + static_cast<unsigned>(__builtin_ctz(bits));
-      for (MediumFree* f = m.bins[i]; f; f = f->next) {
+      for (MediumFree* f = m.bins[i]; f; f = next_free(m, i, f)) {
         char* block = reinterpret_cast<char*>(f);
         std::size_t size = size_of(&f->tag);
         auto* pool = pool_of(block);
@@ -546,7 +655,7 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
 std::size_t medium_trim(Heap* h) noexcept {
   std::size_t released = 0;
   for (MediumTier& m : h->medium) {
-    LockGuard g(medium_lock(h, m));
+    ArenaGuard g(h, m);
     MediumPool* pool = m.pools;
     while (pool) {
       MediumPool* next = pool->next;
@@ -656,6 +765,22 @@ void medium_validate(Heap* h) noexcept {
     for (unsigned g32 = 0; g32 < kMediumBins / 32; ++g32)
       STRATA_CHECK(((m.group_mask >> g32) & 1) == (m.bin_mask[g32] != 0), "[M6] a group mask bit is wrong");
   }
+}
+
+// A free block at end_off (a block's end): its size at both of its ends,
+// then the sentinel or an in-use start.  Read without the lock by the
+// unlocked callers of medium_extent_valid (relaxed loads; see there).
+bool medium_free_follows(MediumPool* pool, std::size_t end_off) noexcept {
+  constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
+  char* data = data_of(pool);
+  auto* free_tag = tag_at(data + end_off);
+  std::size_t flags = __atomic_load_n(&free_tag->size_flags, __ATOMIC_RELAXED), fs = flags & kSizeMask;
+  if ((flags & kInUse) || fs < kMediumGranule || fs > kTotal - end_off) return false;
+  const std::size_t f_end = (end_off + fs) / kMediumGranule;
+  auto* after = tag_at(data + f_end * kMediumGranule);
+  return (__atomic_load_n(&after->size_flags, __ATOMIC_RELAXED) & kPrevFree) &&
+         __atomic_load_n(&after->prev_size, __ATOMIC_RELAXED) == fs &&
+         (f_end == kMediumPoolGranules || ((medium_starts_word(pool, f_end / 64) >> (f_end % 64)) & 1));
 }
 
 }  // namespace strata::detail

@@ -26,6 +26,9 @@ struct Block;
 //   [M2] no two free blocks are adjacent (coalesced on free)
 //   [M3] kPrevFree is set iff the previous block is free; then prev_size is its size
 //   [M4] starts bit g is set iff an in-use block starts at granule g
+//   [M5] an in-use block's size is also in the prev_size of the tag after it
+//        (unused there while the block is in use): the boundary-tag pair
+//        a free checks before it believes the size (medium_size_paired)
 struct MediumTag {
   std::size_t prev_size;   // size of the previous block when it is free
   std::size_t size_flags;  // block size (incl. tag) | kInUse | kPrevFree
@@ -84,6 +87,10 @@ struct alignas(64) MediumTier {
   std::size_t bytes = 0;   // in use (block sizes incl. tag)
   std::uint64_t trim_due_ms = 0;  // earliest trim_since_ms + trim delay of its pools; 0: none waits
   std::uint32_t group_mask = 0;
+  // A bin link found forged (a use after free wrote into a free block's
+  // links): the first such address since the lock was taken, reported by
+  // the caller once the lock is released (medium.cpp, take_corruption).
+  const void* corrupt_at = nullptr;
   std::uint32_t bin_mask[kMediumBins / 32] = {};
   MediumFree* bins[kMediumBins] = {};
 };
@@ -105,8 +112,10 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
 // cannot grow.
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size, std::size_t want = 0) noexcept;
 std::size_t medium_usable(const void* p) noexcept;
-// Frees a chain of validated medium blocks (linked through Block::next) under one lock.
-void medium_free_chain(Heap* h, Block* head) noexcept;
+// Frees a chain of medium blocks of live starts (linked through Block::next)
+// under one lock; returns those whose tags are not to be believed
+// (check_locked), not freed, for the caller to report.
+Block* medium_free_chain(Heap* h, Block* head) noexcept;
 // Unlocked check that p is the start of a block the medium tier considers in
 // use (a racy read of the start bitmap: only for fast decisions; anything
 // doubtful goes to the locked path).
@@ -118,6 +127,52 @@ __attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPo
   std::size_t g = off / kMediumGranule;
   const volatile std::uint64_t* w = &pool->starts[g / 64];
   return (*w >> (g % 64)) & 1;
+}
+// Whether the tag of the live block starting at `block` tells its true size
+// (`size`, read by the caller) — checked against the pool's start bitmap,
+// which lives in the pool header away from every block a program can write:
+// whole granules inside the pool, no other in-use block starting inside it,
+// and at its end the sentinel, the start of an in-use block, or a free block
+// whose size its own tag and the tag after it agree on, followed by the
+// sentinel or an in-use start.  A size made larger (over a live neighbour or
+// into a free one), or garbage, fails.  Reads the bitmap words of the
+// block's own extent (one for most blocks) and one or two tags.  Without the
+// lock (`racy` readers) a true size can fail while a neighbour changes: such
+// a caller takes the locked path, which decides; under the lock it is exact.
+// The pair check ([M5]): the tag's size `size` of the live block at `block`
+// lies inside the pool and is repeated at the block's end.  Two loads and a
+// few compares: what the unlocked paths (the thread cache, realloc in place)
+// check before they believe a size; a size forged in one word fails, and the
+// locked path (medium_extent_valid as well) decides.
+STRATA_FAST_PATH bool medium_size_paired(MediumPool* pool, const char* block, std::size_t size) noexcept {
+  auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
+  constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
+  if (size < kMediumGranule || (size & (kMediumGranule - 1)) || size > kTotal - off) return false;
+  const auto* end = reinterpret_cast<const MediumTag*>(block + size);
+  return __atomic_load_n(&end->prev_size, __ATOMIC_RELAXED) == size;
+}
+
+inline std::uint64_t medium_starts_word(const MediumPool* pool, std::size_t w) noexcept {
+  return __atomic_load_n(&pool->starts[w], __ATOMIC_RELAXED);
+}
+// The free-neighbour case of medium_extent_valid (out of line: the common
+// case of an in-use neighbour stays small enough to inline).
+bool medium_free_follows(MediumPool* pool, std::size_t end_off) noexcept;
+inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t size) noexcept {
+  auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
+  constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
+  if (size < kMediumGranule || (size & (kMediumGranule - 1)) || size > kTotal - off) return false;
+  // No in-use start in granules (g0, e): one bitmap word for most blocks.
+  const std::size_t g0 = off / kMediumGranule, e = g0 + size / kMediumGranule;
+  for (std::size_t g = g0 + 1; g < e;) {
+    std::uint64_t bits = medium_starts_word(pool, g / 64) >> (g % 64);
+    const std::size_t n = 64 - g % 64;
+    if (e - g < n) bits &= (std::uint64_t{1} << (e - g)) - 1;
+    if (bits) return false;
+    g += n;
+  }
+  if (e == kMediumPoolGranules || ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1)) return true;
+  return medium_free_follows(pool, off + size);
 }
 std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
 // Drops every block of h: each pool becomes one free run again (kept

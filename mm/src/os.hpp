@@ -12,7 +12,10 @@ namespace strata::detail::os {
 
 // Maps `size` bytes of zeroed read-write memory whose address is a multiple of
 // `align` (a power of two >= page size).  nullptr when the kernel refuses.
-void* map_aligned(std::size_t size, std::size_t align) noexcept;
+// Mapped MAP_NORESERVE unless `checked`: a checked mapping passes the
+// kernel's overcommit check (as glibc's large blocks do), so a request no
+// machine can back fails at once instead of succeeding on paper.
+void* map_aligned(std::size_t size, std::size_t align, bool checked = false) noexcept;
 // Unmaps [addr, addr+size).
 void unmap(void* addr, std::size_t size) noexcept;
 // Grows or shrinks the mapping at addr in place; false if it cannot.

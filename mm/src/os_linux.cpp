@@ -18,12 +18,13 @@ extern char** environ;
 
 namespace strata::detail::os {
 
-void* map_aligned(std::size_t size, std::size_t align) noexcept {
+void* map_aligned(std::size_t size, std::size_t align, bool checked) noexcept {
   int saved = errno;
   // Map with slack and trim both ends: one mmap and at most two munmaps.
   std::size_t big = size + align - kPageSize;
   if (big < size) return nullptr;
-  void* p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = ::mmap(nullptr, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (checked ? 0 : MAP_NORESERVE),
+                   -1, 0);
   if (p == MAP_FAILED) {
     errno = saved;
     return nullptr;
@@ -53,7 +54,7 @@ bool remap_in_place(void* addr, std::size_t old_size, std::size_t new_size) noex
 void* remap_move_aligned(void* addr, std::size_t old_size, std::size_t new_size, std::size_t align) noexcept {
   int saved = errno;
   // Reserve an aligned destination, then move the pages onto it.
-  void* dest = map_aligned(new_size, align);
+  void* dest = map_aligned(new_size, align, /*checked=*/true);
   if (!dest) return nullptr;
   void* p = ::mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
   errno = saved;

@@ -27,9 +27,12 @@ void* move_block(Heap* h, const Info& in, void* p, std::size_t copy, std::size_t
 void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept {
   if (!p) return heap_alloc(expect ? expect : &g_default_heap, n);
   Info in = classify(p, /*check_medium=*/false);
-  // A medium block that the unlocked look does not confirm gets the locked,
-  // precise diagnosis.
-  if (in.err == STRATA_ERROR_NONE && in.kind == ChunkKind::kMedium && !medium_is_live_start(in.pool, p)) {
+  // A medium block that the unlocked look does not confirm (a live start
+  // whose tag's size agrees with the start bitmap) gets the locked, precise
+  // diagnosis.
+  if (in.err == STRATA_ERROR_NONE && in.kind == ChunkKind::kMedium &&
+      !(medium_is_live_start(in.pool, p) &&
+        medium_size_paired(in.pool, static_cast<char*>(p) - kMediumHeaderSize, medium_block_size_racy(p)))) {
     in.err = medium_check(in.pool, p);
     if (in.err != STRATA_ERROR_NONE) in.msg = medium_message(in.err);
   }

@@ -16,6 +16,7 @@
 
 #include "chunk_map.hpp"
 #include "classify.hpp"
+#include "error.hpp"  // a medium cache list or tag found overwritten is reported
 #include "heap.hpp"
 #include "list.hpp"
 #include "medium.hpp"
@@ -332,17 +333,35 @@ void cache_flush_all(ThreadCache* tc) noexcept {
 
 void medium_cache_flush(ThreadCache* tc) noexcept {
   Block* chain = nullptr;
+  const Block* forged = nullptr;
   for (unsigned c = 0; c < kNumMediumClasses; ++c) {
     CacheBin& bin = tc->medium_bins[c];
     while (Block* b = bin.head) {
+      // Checked before its link is followed (a use after free may have
+      // forged it): the rest of a forged list is never read.
+      if (STRATA_UNLIKELY(!medium_cached_link_ok(b))) {
+        forged = b;
+        break;
+      }
       bin.head = b->next;
       b->next = chain;
       chain = b;
     }
+    bin.head = nullptr;
     bin.room = bin.max;
   }
   tc->medium_cached_bytes = 0;
-  if (chain) medium_free_chain(tc->heap, chain);
+  Block* rejected = chain ? medium_free_chain(tc->heap, chain) : nullptr;
+  // Reported once no lock is held (the handler may call strata).
+  if (forged)
+    report(STRATA_ERROR_CORRUPTION, forged, "free",
+           "a medium block's link in a thread cache was overwritten after it was freed (a use after free)");
+  for (Block* b = rejected; b;) {
+    Block* next = b->next;
+    report(STRATA_ERROR_CORRUPTION, b, "free",
+           "the boundary tag of a medium block was overwritten after it was freed (a use after free)");
+    b = next;
+  }
 }
 
 }  // namespace strata::detail

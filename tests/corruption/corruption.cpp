@@ -557,11 +557,12 @@ TEST_CASE("custom handler: a sized free larger than the block is WRONG_SIZE, and
 
 // ---- metadata next to a block overwritten: CORRUPTION ----------------------
 //
-// Only the overwrites strata detects today: a medium boundary tag whose size
-// word is zero (check_locked in medium.cpp: a block start whose tag is not
-// "in use" or has size 0) and a large header whose magic is not one of the
-// tier's (classify in api.cpp).  Other garbage in a medium tag still crashes
-// inside strata (issue 23), so it is not tried here.
+// A medium boundary tag is believed only if its size agrees with the pool's
+// start bitmap and the neighbours' tags (medium_extent_valid, check_locked in
+// medium.cpp), a large header only if it agrees with the chunk map
+// (large_header_valid in classify.cpp): zeroed, garbage (0x41s, 0xffs, a
+// 16-byte overflow of the block before) or forged sizes (made larger or
+// smaller with the in-use bit kept) are all CORRUPTION (issue 23).
 
 namespace {
 
@@ -610,6 +611,48 @@ bool zero_medium_tag(Overwritten& o) {
   return true;
 }
 
+// The whole tag, or the size word alone, set to `byte`s.
+bool fill_medium_tag(Overwritten& o, int byte, bool size_word_only) {
+  auto* w = static_cast<std::uint64_t*>(o.p) - 2;  // prev_size, size_flags
+  if ((w[1] & ~std::uint64_t{255}) != strata_usable_size(o.p) + kMediumTag) return false;
+  o.saved.push_back({&w[0], w[0]});
+  o.saved.push_back({&w[1], w[1]});
+  if (size_word_only)
+    std::memset(&w[1], byte, 8);
+  else
+    std::memset(w, byte, kMediumTag);
+  return true;
+}
+
+// What a 16-byte overflow of the block before writes: text.
+bool overflow_into_medium_tag(Overwritten& o) {
+  auto* w = static_cast<std::uint64_t*>(o.p) - 2;
+  if ((w[1] & ~std::uint64_t{255}) != strata_usable_size(o.p) + kMediumTag) return false;
+  o.saved.push_back({&w[0], w[0]});
+  o.saved.push_back({&w[1], w[1]});
+  std::memcpy(w, "overflowing text", kMediumTag);
+  return true;
+}
+
+// The size word changed by `delta` bytes, its flags (in use) kept.
+bool forge_medium_size(Overwritten& o, std::int64_t delta) {
+  auto* w = static_cast<std::uint64_t*>(o.p) - 1;
+  if ((*w & ~std::uint64_t{255}) != strata_usable_size(o.p) + kMediumTag || !(*w & 1)) return false;
+  o.saved.push_back({w, *w});
+  *w = static_cast<std::uint64_t>(static_cast<std::int64_t>(*w) + delta);
+  return true;
+}
+
+// A large header's word `index` (LargeBlock: magic, heap, next, prev, base,
+// map_size, user, requested) changed by `delta`.
+bool forge_large_word(Overwritten& o, int index, std::int64_t delta) {
+  auto* w = reinterpret_cast<std::uint64_t*>(static_cast<char*>(o.p) - kLargeHeader);
+  if (w[0] != kLargeMagicWord) return false;
+  o.saved.push_back({&w[index], w[index]});
+  w[index] = static_cast<std::uint64_t>(static_cast<std::int64_t>(w[index]) + delta);
+  return true;
+}
+
 bool overwrite_large_magic(Overwritten& o, std::uint64_t with) {
   auto* w = reinterpret_cast<std::uint64_t*>(static_cast<char*>(o.p) - kLargeHeader);
   if (*w != kLargeMagicWord) return false;
@@ -624,6 +667,26 @@ const CorruptCase kCorruptCases[] = {
     {"medium 200000 B, tag size word zeroed", 200000, false, false, zero_medium_size_word},
     {"medium 10000 B, whole tag zeroed", 10000, false, false, zero_medium_tag},
     {"pool medium 10000 B, tag size word zeroed", 10000, true, false, zero_medium_size_word},
+    {"medium 10000 B, tag set to 0x41s", 10000, false, false, [](Overwritten& o) { return fill_medium_tag(o, 0x41, false); }},
+    {"medium 10000 B, tag set to 0xffs", 10000, false, false, [](Overwritten& o) { return fill_medium_tag(o, 0xff, false); }},
+    {"medium 10000 B, size word set to 0x41s", 10000, false, false,
+     [](Overwritten& o) { return fill_medium_tag(o, 0x41, true); }},
+    {"medium 200000 B, tag overwritten by the block before", 200000, false, false, overflow_into_medium_tag},
+    {"medium 10000 B, size + 64 KiB (in use kept)", 10000, false, false,
+     [](Overwritten& o) { return forge_medium_size(o, 65536); }},
+    {"medium 10000 B, size + 256 (in use kept)", 10000, false, false,
+     [](Overwritten& o) { return forge_medium_size(o, 256); }},
+    {"medium 200000 B, size - 256 (in use kept)", 200000, false, false,
+     [](Overwritten& o) { return forge_medium_size(o, -256); }},
+    {"pool medium 10000 B, size + 64 KiB", 10000, true, false, [](Overwritten& o) { return forge_medium_size(o, 65536); }},
+    {"large 4 MiB, map_size + 4 MiB", 4 * st::MiB, false, true,
+     [](Overwritten& o) { return forge_large_word(o, 5, 4 * st::MiB); }},
+    {"large 4 MiB, map_size - 64 KiB", 4 * st::MiB, false, true,
+     [](Overwritten& o) { return forge_large_word(o, 5, -65536); }},
+    {"large 4 MiB, base - 64 KiB", 4 * st::MiB, false, true,
+     [](Overwritten& o) { return forge_large_word(o, 4, -65536); }},
+    {"large 4 MiB, heap pointer shifted", 4 * st::MiB, false, true,
+     [](Overwritten& o) { return forge_large_word(o, 1, 4096); }},
     {"large 4 MiB, magic overwritten with 0x41s", 4 * st::MiB, false, true,
      [](Overwritten& o) { return overwrite_large_magic(o, 0x4141414141414141ull); }},
     {"large 4 MiB, magic zeroed", 4 * st::MiB, false, true, [](Overwritten& o) { return overwrite_large_magic(o, 0); }},
@@ -684,9 +747,8 @@ TEST_CASE("custom handler: a medium tag or large header overwritten is CORRUPTIO
     CHECK(g_rec.kind == STRATA_ERROR_CORRUPTION);
     CHECK(g_rec.address == o.p);
 
-    // A large block's realloc checks the header too.  (A medium block's
-    // realloc still believes the tag's size: issue 23.)
-    if (c.large) {
+    // A realloc checks the tag or header too.
+    {
       g_rec = Recorded{};
       CHECK(strata_realloc(o.p, 100) == nullptr);
       CHECK(g_rec.calls == 1);

@@ -1,0 +1,199 @@
+// Hardening (issue 23): the attacks and careless programs of the issue, each
+// as it was found — a use-after-free write into a freed block's links, a
+// forged tag or header — must be reported through the error handler
+// (CORRUPTION) and never hand out memory of the attacker's choosing or
+// overlapping memory; impossible sizes fail at once; free memory is given
+// back before out-of-memory is reported.
+#include <catch2/catch.hpp>
+#include <strata/strata.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+
+namespace {
+
+struct Reports {
+  int calls = 0;
+  strata_error_kind kind = STRATA_ERROR_NONE;
+  const void* address = nullptr;
+};
+Reports g_reports;
+void on_error(const strata_error_t* e, void*) {
+  g_reports.calls++;
+  g_reports.kind = e->kind;
+  g_reports.address = e->address;
+}
+struct Handler {
+  strata_error_handler_t prev;
+  Handler() {
+    g_reports = Reports{};
+    prev = strata_set_error_handler(on_error, nullptr);
+  }
+  ~Handler() { strata_set_error_handler(prev, nullptr); }
+};
+
+bool overlaps(const void* a, std::size_t na, const void* b, std::size_t nb) {
+  auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
+  return x < y + nb && y < x + na;
+}
+
+std::size_t rss_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  std::size_t kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %zu", &kib) == 1) break;
+  std::fclose(f);
+  return kib;
+}
+
+}  // namespace
+
+// Issue 23, case 2: a fake size word before a stack buffer, the buffer's
+// address written into a freed medium block's link, then two requests.
+TEST_CASE("a forged link in the medium cache is CORRUPTION, never the forged address", "[hardening]") {
+  for (std::size_t n : {std::size_t{10000}, std::size_t{40000}}) {
+    INFO("size " << n);
+    alignas(4096) static unsigned char stack_like[2 * 65536];
+    auto* fake = stack_like + 4096;
+    reinterpret_cast<std::size_t*>(fake)[-1] = (n + 16 + 255) / 256 * 256 | 1;  // a plausible tag
+    Handler h;
+    void* b = strata_malloc(n);
+    void* a = strata_malloc(n);
+    strata_free(b);
+    strata_free(a);
+    *static_cast<void**>(a) = fake;  // the use after free
+    void* first = strata_malloc(n);
+    void* second = strata_malloc(n);
+    void* third = strata_malloc(n);
+    CHECK(first != fake);
+    CHECK(second != fake);
+    CHECK(third != fake);
+    CHECK(g_reports.calls >= 1);
+    CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+    strata_free(first);
+    strata_free(second);
+    strata_free(third);
+  }
+}
+
+// Case 5: a live block's size made 64 KiB larger (in use kept), freed, then
+// a request of that size: it must not be served by that block over its live
+// neighbour.
+TEST_CASE("a forged medium size is CORRUPTION and never covers a live neighbour", "[hardening]") {
+  Handler h;
+  const std::size_t n = 5000;
+  std::vector<void*> live;
+  void* p = strata_malloc(n);
+  for (int i = 0; i < 20; ++i) live.push_back(strata_malloc(n));  // neighbours after p
+  auto* size_word = static_cast<std::size_t*>(p) - 1;
+  const std::size_t saved = *size_word;
+  *size_word += 65536;
+  strata_free(p);
+  CHECK(g_reports.calls == 1);
+  CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+  CHECK(g_reports.address == p);
+  void* r = strata_malloc(70640);
+  for (void* q : live) CHECK_FALSE(overlaps(r, 70640, q, n));
+  strata_free(r);
+  *size_word = saved;  // mended: a live block again
+  strata_free(p);
+  CHECK(g_reports.calls == 1);
+  for (void* q : live) strata_free(q);
+}
+
+// Case 6: a large block's map_size forged (magic intact), freed, then a
+// large request: it must not span the live block after it.
+TEST_CASE("a forged large header is CORRUPTION and never spans another block", "[hardening]") {
+  Handler h;
+  const std::size_t n = 4 << 20;
+  void* p = strata_malloc(n);
+  void* q = strata_malloc(n);
+  auto* header = reinterpret_cast<std::uint64_t*>(static_cast<char*>(p) - 64);
+  const std::uint64_t saved = header[5];  // map_size
+  header[5] += 8u << 20;
+  strata_free(p);
+  CHECK(g_reports.calls == 1);
+  CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+  void* r = strata_malloc(10 << 20);
+  CHECK_FALSE(overlaps(r, 10 << 20, q, n));
+  strata_free(r);
+  header[5] = saved;
+  strata_free(p);
+  strata_free(q);
+  CHECK(g_reports.calls == 1);
+}
+
+// Case 8: a request no machine can back fails at once with ENOMEM and
+// costs no memory (it used to succeed after 20 s, with 8 GiB of address map).
+TEST_CASE("impossible sizes fail with ENOMEM and cost nothing", "[hardening]") {
+  std::size_t before = rss_kib();
+  for (std::size_t n : {std::size_t{1} << 46, (std::size_t{1} << 46) + 1, std::size_t{1} << 47,
+                        std::size_t{1} << 62, SIZE_MAX / 2, SIZE_MAX - 4096}) {
+    INFO("size " << n);
+    errno = 0;
+    CHECK(strata_malloc(n) == nullptr);
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    CHECK(strata_aligned_alloc(4096, n) == nullptr);
+    CHECK(errno == ENOMEM);
+    errno = 0;
+    CHECK(strata_calloc(1, n) == nullptr);
+    CHECK(errno == ENOMEM);
+    void* p = strata_malloc(100);
+    errno = 0;
+    CHECK(strata_realloc(p, n) == nullptr);
+    CHECK(errno == ENOMEM);
+    strata_free(p);  // still the caller's
+  }
+  CHECK(rss_kib() < before + 16 * 1024);
+}
+
+// Case 9: under an address-space limit, a heap full of freed blocks must
+// not make a large request fail: strata gives back what it holds free and
+// tries again.  In a child, with RLIMIT_AS (not under the sanitizers, whose
+// shadow memory the limit would not allow).
+TEST_CASE("out of memory with free memory held: it is given back and the request retried", "[hardening]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  SUCCEED("skipped under a sanitizer");
+#else
+  for (std::size_t n : {std::size_t{64}, std::size_t{2000}}) {
+    INFO("blocks of " << n);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      struct rlimit lim;
+      getrlimit(RLIMIT_AS, &lim);
+      lim.rlim_cur = 200000ull * 1024;  // ulimit -v 200000
+      if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(2);
+      std::vector<void*>* blocks = new std::vector<void*>;  // glibc's: this test links libstrata.a only
+      blocks->reserve(4000000);
+      while (void* p = strata_malloc(n)) blocks->push_back(p);
+      if (blocks->size() < 1000) _exit(3);
+      for (void* p : *blocks) strata_free(p);
+      void* big = strata_malloc(50 << 20);
+      if (!big) _exit(4);
+      std::memset(big, 1, 50 << 20);
+      strata_free(big);
+      // And again, after more activity.
+      for (int i = 0; i < 1000; ++i) strata_free(strata_malloc(n));
+      big = strata_malloc(50 << 20);
+      _exit(big ? 0 : 5);
+    }
+    int st = 0;
+    REQUIRE(waitpid(pid, &st, 0) == pid);
+    REQUIRE(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 0);
+  }
+#endif
+}
