@@ -559,6 +559,10 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
   {
     ArenaGuard g(pool->heap, m);
     char* block = static_cast<char*>(p) - kMediumHeaderSize;
+    // Its tags and its neighbour's are believed only once checked (the
+    // caller's unlocked look checked the pair only): else the move path
+    // frees it, and the free reports it.
+    if (!tags_valid_locked(pool, block)) return false;
     std::size_t fsize = size_of(tag_at(block));
     std::size_t flags = tag_at(block)->size_flags & ~kSizeMask;
     if (need <= fsize) {

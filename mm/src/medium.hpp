@@ -171,7 +171,9 @@ inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t
     if (bits) return false;
     g += n;
   }
-  if (e == kMediumPoolGranules || ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1)) return true;
+  if (e == kMediumPoolGranules) return true;
+  if ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1)  // an in-use start: its tag must say so
+    return __atomic_load_n(&reinterpret_cast<const MediumTag*>(block + size)->size_flags, __ATOMIC_RELAXED) & kInUse;
   return medium_free_follows(pool, off + size);
 }
 std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
