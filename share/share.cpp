@@ -26,6 +26,7 @@
 #include "options.hpp"
 #include "os.hpp"
 #include "record.hpp"
+#include "../report/report.hpp"
 #ifdef STRATA_SHARE_CLIENT
 #include "client.hpp"
 #endif
@@ -88,23 +89,19 @@ std::uint64_t realtime_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-void copy(char* dst, std::size_t cap, const char* src) noexcept {
-  std::size_t n = std::strlen(src);
-  if (n >= cap) n = cap - 1;
-  std::memcpy(dst, src, n);
-  dst[n] = 0;
-}
+// The report layer's bounded copy (mm/report/report.hpp).
+using strata::report::copy_string;
 
 void identify_locked() noexcept {
   if (g_state.module[0]) return;
-  if (!module_of(&kTable, g_state.module, &g_state.main_program)) copy(g_state.module, 256, "?");
-  copy(g_state.provider, sizeof g_state.provider, g_state.module);
+  if (!module_of(&kTable, g_state.module, &g_state.main_program)) copy_string(g_state.module, 256, "?");
+  copy_string(g_state.provider, sizeof g_state.provider, g_state.module);
   g_state.since_ns = realtime_ns();
 }
 
 // Records the decision; one line on stderr when verbose.
 void decide_locked(const char* reason) noexcept {
-  copy(g_state.reason, sizeof g_state.reason, reason);
+  copy_string(g_state.reason, sizeof g_state.reason, reason);
   if (detail::option_enabled(detail::Option::kVerbose)) {
     MessageBuilder m;
     m.str("strata: share: ").str(g_state.module).str(": ").str(reason).str("\n");
@@ -115,7 +112,7 @@ void decide_locked(const char* reason) noexcept {
 void set_role_locked(strata_mm_role role, const char* provider) noexcept {
   g_state.role = role;
   g_state.since_ns = realtime_ns();
-  copy(g_state.provider, sizeof g_state.provider, provider);
+  copy_string(g_state.provider, sizeof g_state.provider, provider);
 }
 
 // Removes the file at `path` only if it is still the one looked at.
@@ -142,7 +139,7 @@ int publish_locked(MessageBuilder& why) noexcept {
   Self s = self();
   char path[64];
   record_path(path, s);
-  copy(g_state.name, sizeof g_state.name, path);
+  copy_string(g_state.name, sizeof g_state.name, path);
   Record r = make_record(s, &kTable, g_state.module);
   // The record is written whole under a private temporary name, then linked
   // to the real one, which fails if that exists: a reader never sees half a
@@ -151,7 +148,7 @@ int publish_locked(MessageBuilder& why) noexcept {
   {
     MessageBuilder t;
     t.str(path).str(".tmp-").hex(detail::os::random_u64());
-    copy(tmp, sizeof tmp, t.c_str());
+    copy_string(tmp, sizeof tmp, t.c_str());
   }
   int fd = ::open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -287,7 +284,7 @@ STRATA_API int strata_attempt_to_use_shared_memory_manager(void) noexcept {
   Self s = self();
   char path[64];
   record_path(path, s);
-  copy(g_state.name, sizeof g_state.name, path);
+  copy_string(g_state.name, sizeof g_state.name, path);
   MessageBuilder why;
   Lookup l = lookup(path, s, why);
   if (l.found != Found::kValid) {
@@ -315,10 +312,10 @@ STRATA_API int strata_memory_manager_status(strata_mm_status_t* out) noexcept {
   out->role = g_state.role;
   out->abi = kAbi;
   out->since_ns = g_state.since_ns;
-  copy(out->module, sizeof out->module, g_state.module);
-  copy(out->provider, sizeof out->provider, g_state.provider);
-  copy(out->name, sizeof out->name, g_state.name);
-  copy(out->reason, sizeof out->reason,
+  copy_string(out->module, sizeof out->module, g_state.module);
+  copy_string(out->provider, sizeof out->provider, g_state.provider);
+  copy_string(out->name, sizeof out->name, g_state.name);
+  copy_string(out->reason, sizeof out->reason,
        g_state.reason[0] ? g_state.reason : "its own heap: neither shared nor switched");
   return 0;
 }
