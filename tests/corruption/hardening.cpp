@@ -21,6 +21,12 @@
 
 namespace {
 
+// At debug level 3 (the debug-full preset) strata validates a pool after
+// every change to it and stops the process on a tag or header that does not
+// hold: there a forged one is mended before the next allocation, which is
+// then only a control.
+constexpr bool kValidatesEveryChange = STRATA_TEST_DEBUG_LEVEL >= 3;
+
 struct Reports {
   int calls = 0;
   strata_error_kind kind = STRATA_ERROR_NONE;
@@ -103,6 +109,7 @@ TEST_CASE("a forged medium size is CORRUPTION and never covers a live neighbour"
   CHECK(g_reports.calls == 1);
   CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
   CHECK(g_reports.address == p);
+  if (kValidatesEveryChange) *size_word = saved;
   void* r = strata_malloc(70640);
   for (void* q : live) CHECK_FALSE(overlaps(r, 70640, q, n));
   strata_free(r);
@@ -125,6 +132,7 @@ TEST_CASE("a forged large header is CORRUPTION and never spans another block", "
   strata_free(p);
   CHECK(g_reports.calls == 1);
   CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+  if (kValidatesEveryChange) header[5] = saved;
   void* r = strata_malloc(10 << 20);
   CHECK_FALSE(overlaps(r, 10 << 20, q, n));
   strata_free(r);
