@@ -55,17 +55,23 @@ STRATA_SLOW_PATH void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& b
 STRATA_SLOW_PATH void medium_cache_poisoned(ThreadCache* tc, CacheBin& bin, const Block* b) noexcept;
 
 // ---- allocation ----
+// A bin's head is taken only if it is plausible (link_plausible): an empty
+// bin (kBinEnd) and a link a program forged both fail the one test and go to
+// the slow path (small_alloc_slow tells them apart).  The link read here is
+// checked the same way at the next pop, before it is followed.
 STRATA_FAST_PATH void* cache_pop(ThreadCache* tc, unsigned c) noexcept {
   CacheBin& bin = tc->bins[c];
-  Block* b = bin.head;
-  if (STRATA_LIKELY(b != nullptr)) {
-    Block* next = b->next;
+  std::uintptr_t h = bin.head;
+  if (STRATA_LIKELY(link_plausible(h))) {
+    auto* b = reinterpret_cast<Block*>(h);
+    std::uintptr_t next = link_of(b);
     bin.head = next;
-    __builtin_prefetch(next, 1);
+    __builtin_prefetch(reinterpret_cast<void*>(next), 1);
     bin.room++;
     b->cookie = 0;
+    return b;
   }
-  return b;
+  return nullptr;
 }
 
 // A medium block is as big as its request (in granules); a thread cache
@@ -88,7 +94,7 @@ STRATA_FAST_PATH Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std:
   // Every block is checked before its size or its link is read.
   if (medium_class_block(mc) != need) {
     CacheBin& below = tc->medium_bins[mc - 1];
-    if (Block* f = below.head; f && aligned(f)) {
+    if (auto* f = reinterpret_cast<Block*>(below.head); below.head != kBinEnd && aligned(f)) {
       size = medium_cached_size(f);
       if (STRATA_UNLIKELY(size == 0)) return medium_cache_poisoned(tc, below, f), nullptr;
       if (size >= need) {
@@ -98,12 +104,13 @@ STRATA_FAST_PATH Block* medium_cache_pop(ThreadCache* tc, std::size_t need, std:
     }
   }
   if (!b) {
-    b = bin->head;
-    if (!b || !aligned(b)) return nullptr;
+    if (bin->head == kBinEnd) return nullptr;
+    b = reinterpret_cast<Block*>(bin->head);
+    if (!aligned(b)) return nullptr;
     size = medium_cached_size(b);
     if (STRATA_UNLIKELY(size == 0)) return medium_cache_poisoned(tc, *bin, b), nullptr;
   }
-  bin->head = b->next;
+  bin->head = link_of(b);
   bin->room++;
   tc->medium_cached_bytes -= size;
   b->cookie = 0;
@@ -161,13 +168,14 @@ STRATA_FAST_PATH void* process_malloc(std::size_t n) noexcept {
   if (STRATA_LIKELY(n <= kMaxSmallSize)) {
     std::size_t off = kSizeToBinOffset[(n + 15) >> 4];
     auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(t_cache) + off);
-    Block* b = bin->head;
-    if (STRATA_LIKELY(b != nullptr)) {
-      Block* next = b->next;
+    std::uintptr_t h = bin->head;
+    if (STRATA_LIKELY(link_plausible(h))) {  // not empty, not forged (cache_pop)
+      auto* b = reinterpret_cast<Block*>(h);
+      std::uintptr_t next = link_of(b);
       b->cookie = 0;
       bin->head = next;
       bin->room++;
-      __builtin_prefetch(next, 1);  // the next pop's line, often last written by another core
+      __builtin_prefetch(reinterpret_cast<void*>(next), 1);  // the next pop's line, often last written by another core
       return b;
     }
   }
@@ -177,16 +185,16 @@ STRATA_FAST_PATH void* process_malloc(std::size_t n) noexcept {
 // ---- free --------------------------------------------------------------------
 STRATA_FAST_PATH void cache_push(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
   CacheBin& bin = tc->bins[c];
-  b->next = bin.head;
+  set_link(b, bin.head);
   b->cookie = cookie;
-  bin.head = b;
+  bin.head = reinterpret_cast<std::uintptr_t>(b);
   if (STRATA_UNLIKELY(--bin.room < 0)) cache_overflow(tc, c);
 }
 
 inline void medium_bin_push(ThreadCache* tc, CacheBin& bin, Block* b, std::size_t size) noexcept {
-  b->next = bin.head;
+  set_link(b, bin.head);
   b->cookie = reinterpret_cast<std::uintptr_t>(b) ^ secret();
-  bin.head = b;
+  bin.head = reinterpret_cast<std::uintptr_t>(b);
   bin.room--;
   tc->medium_cached_bytes += size;
 }
@@ -229,9 +237,9 @@ STRATA_FAST_PATH void heap_free(void* p, ThreadCache* tc, Heap* expect, const ch
     if (STRATA_LIKELY(s->owner.load(std::memory_order_relaxed) == tc)) {  // a span of this thread's
       if (STRATA_LIKELY(b->cookie != cookie)) {
         auto* bin = reinterpret_cast<CacheBin*>(reinterpret_cast<char*>(tc) + s->bin_offset);
-        b->next = bin->head;
+        set_link(b, bin->head);
         b->cookie = cookie;
-        bin->head = b;
+        bin->head = a;
         if (STRATA_UNLIKELY(--bin->room < 0)) cache_overflow(tc, s->size_class);
         return;
       }

@@ -187,18 +187,18 @@ void heap_validate(Heap* h) noexcept {
     for (unsigned c = 0; c < kNumClasses; ++c) {
       for (const CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
         std::int32_t n = 0;
-        for (Block* b = bin->head; b; b = b->next, ++n) {
+        for (std::uintptr_t a = bin->head; a != kBinEnd; a = link_of(reinterpret_cast<const Block*>(a)), ++n) {
           STRATA_CHECK(n < bin->max, "[C1] a thread cache bin holds more blocks than its bound");
-          Span* s = span_of(b);
-          STRATA_CHECK(s->heap == h && s->size_class == c, "[C2] a cached small block of another heap or class");
-          STRATA_CHECK(carries_free_cookie(b, secret()), "[C3] a cached small block without its free cookie");
+          STRATA_CHECK(small_link_valid(h, c, a),
+                       "[C2] a cached small block of another heap or class, or without its free cookie");
         }
         STRATA_CHECK(n == bin->max - bin->room, "[C1] a thread cache bin's count is wrong");
       }
     }
     std::size_t medium_bytes = 0;
     for (unsigned c = 0; c < kNumMediumClasses; ++c)
-      for (Block* b = tc->medium_bins[c].head; b; b = b->next) {
+      for (auto* b = reinterpret_cast<const Block*>(tc->medium_bins[c].head); b != reinterpret_cast<const Block*>(kBinEnd);
+           b = next_of(b)) {
         STRATA_CHECK(carries_free_cookie(b, secret()), "[C3] a cached medium block without its free cookie");
         medium_bytes += medium_block_size_racy(b);
       }

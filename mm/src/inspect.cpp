@@ -111,7 +111,7 @@ std::size_t state_small(Heap* h, strata_heap_state_t& s, const CacheCounts& cc, 
     {
       Held g(h->classes[c].lock, b);
       if (!g) continue;
-      for (Block* p = h->classes[c].pending.load(std::memory_order_acquire); p; p = p->next) ++pending;
+      pending = small_pending_count_locked(h, c);
       Held st(h->spans.lock, b);
       if (!st) continue;
       for (Span* sp = h->spans.all; sp; sp = sp->all_next) {

@@ -9,11 +9,21 @@
 namespace strata::detail {
 
 std::atomic<std::uintptr_t> g_secret{0};
+std::uintptr_t g_link_key = 0;
 
+// The thread that sets g_secret sets the link key from its own second random
+// word (bit 0 set: an all-zero link never decodes to a plausible block); a
+// thread that lost the race waits for it, so that no block is linked with a
+// key of 0.  The fast paths read the key plainly: it never changes again.
 void secret_init() noexcept {
-  if (g_secret.load(std::memory_order_acquire)) return;
+  if (__atomic_load_n(&g_link_key, __ATOMIC_ACQUIRE)) return;
   std::uintptr_t expected = 0;
-  g_secret.compare_exchange_strong(expected, static_cast<std::uintptr_t>(os::random_u64()), std::memory_order_acq_rel);
+  if (g_secret.compare_exchange_strong(expected, static_cast<std::uintptr_t>(os::random_u64() | 1),
+                                       std::memory_order_acq_rel))
+    __atomic_store_n(&g_link_key, static_cast<std::uintptr_t>(os::random_u64()) | 1, __ATOMIC_RELEASE);
+  else
+    while (!__atomic_load_n(&g_link_key, __ATOMIC_ACQUIRE)) {
+    }
 }
 
 void heap_count_central(Heap* h, std::ptrdiff_t delta) noexcept {

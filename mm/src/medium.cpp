@@ -400,7 +400,7 @@ Block* medium_free_chain(Heap* h, Block* head) noexcept {
   std::size_t freed = 0;
   MediumTier* held = nullptr;  // the arena whose lock is held: runs of blocks of one arena take it once
   while (head) {
-    Block* next = head->next;
+    Block* next = next_of(head);
     char* block = reinterpret_cast<char*>(head) - kMediumHeaderSize;
     auto* pool = pool_of(block);
     if (pool->arena != held) {
@@ -411,7 +411,7 @@ Block* medium_free_chain(Heap* h, Block* head) noexcept {
     if (STRATA_UNLIKELY(check_locked(pool, head) != STRATA_ERROR_NONE)) {
       // Overwritten while it waited in a thread's cache (a use after free):
       // left alone (never freed on what its tags say), for the caller to report.
-      head->next = rejected;
+      set_next(head, rejected);
       rejected = head;
       head = next;
       continue;

@@ -3,6 +3,7 @@
 // batches.  A free that finds its class locked never waits: it pushes its
 // blocks onto the class's lock-free pending list, which the next lock holder
 // takes over (FastMM5).
+#include "error.hpp"
 #include "heap.hpp"
 #include "track.hpp"
 #include "list.hpp"
@@ -13,6 +14,59 @@ namespace strata::detail {
 namespace {
 
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
+
+// A link decoded from a list of class c of heap h, checked before it is
+// followed: plausible, a chunk the chunk map gives to a span of that class
+// and heap (so the span header and the block may be read), and a block that
+// carries its free cookie (a block start, free: a program without the secret
+// cannot make one).  An overflow that reaches a free block's link has
+// overwritten its cookie first.
+// A block of a span already proven (so the address may be read): aligned
+// and carrying its free cookie (which no word of the span header or of a
+// live block has, but by a guess of the secret).
+inline bool link_in_chunk(std::uintptr_t a, std::uintptr_t secret) noexcept {
+  return (a & (kMinAlign - 1)) == 0 && reinterpret_cast<const Block*>(a)->cookie == (a ^ secret);
+}
+inline bool link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept {
+  if (!link_plausible(a)) return false;
+  std::uintptr_t chunk = a & ~(kChunkSize - 1);
+  if (chunk_map::lookup_unchecked(a) != (chunk | static_cast<std::uintptr_t>(ChunkKind::kSmall))) return false;
+  auto* s = reinterpret_cast<const Span*>(chunk);
+  return s->heap == h && s->size_class == c && link_in_chunk(a, s->secret);
+}
+// The same for the link of `prev`, a block of the list already proven: a
+// link into prev's own span (the common case: lists are freed and refilled
+// span by span) needs no chunk-map look-up.
+inline bool link_valid_after(const Heap* h, unsigned c, const Block* prev, std::uintptr_t a,
+                             std::uintptr_t secret) noexcept {
+  if (((a ^ reinterpret_cast<std::uintptr_t>(prev)) >> kChunkShift) == 0) return link_in_chunk(a, secret);
+  return link_valid(h, c, a);
+}
+}  // namespace
+
+bool small_link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept { return link_valid(h, c, a); }
+
+std::size_t small_pending_count_locked(const Heap* h, unsigned c) noexcept {
+  std::size_t n = 0;
+  for (const Block* b = h->classes[c].pending.load(std::memory_order_acquire); b; ++n) {
+    std::uintptr_t next = link_of(b);
+    if (next && !link_valid_after(h, c, b, next, secret())) return n + 1;
+    b = reinterpret_cast<const Block*>(next);
+  }
+  return n;
+}
+
+namespace {
+
+// A list found forged after block `at` (whose link was overwritten), or a
+// bin whose head is not a block (at: the value found): reported once no lock
+// is held.  The rest of the list is dropped (its blocks stay counted as in
+// use, never handed out again).
+void report_forged(const void* at, const char* op) noexcept {
+  report(STRATA_ERROR_CORRUPTION, at, op,
+         "a free small block's link was overwritten (a use after free or an overflow): the rest of its free list "
+         "is dropped, its blocks are never handed out");
+}
 
 using FreeSpans = IntrusiveList<&Span::next, &Span::prev>;     // SpanStore::free (with its tail)
 using AllSpans = IntrusiveList<&Span::all_next, &Span::all_prev>;  // SpanStore::all
@@ -175,7 +229,7 @@ void unclaim_locked(Span* s) noexcept {
 void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
   Span* s = span_of(b);
   STRATA_ASSERT_INTERNAL(s->assigned && s->heap == h);
-  b->next = s->free_list;
+  set_next(b, s->free_list);
   b->cookie = cookie_of(b);
   if (!s->free_list) s->free_tail = b;
   s->free_list = b;
@@ -195,13 +249,18 @@ void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
   maybe_validate_span(h, sc, s);
 }
 
-void drain_pending_locked(Heap* h, SizeClass& sc) noexcept {
+// Returns the blocks of the class's pending list to their spans; the block
+// after which the list was found forged, or null.
+const Block* drain_pending_locked(Heap* h, unsigned c) noexcept {
+  SizeClass& sc = h->classes[c];
   Block* b = sc.pending.exchange(nullptr, std::memory_order_acquire);
   while (b) {
-    Block* next = b->next;
+    std::uintptr_t next = link_of(b);
     return_block_locked(h, sc, b);
-    b = next;
+    if (STRATA_UNLIKELY(next && !link_valid_after(h, c, b, next, secret()))) return b;
+    b = reinterpret_cast<Block*>(next);
   }
+  return nullptr;
 }
 
 // Takes up to `want` free blocks of class c into a chain (class lock held)
@@ -210,7 +269,7 @@ void drain_pending_locked(Heap* h, SizeClass& sc) noexcept {
 // then a new span.  Blocks keep their free cookie; the caller clears it when
 // handing one out.
 std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t want, std::uint32_t cap,
-                          Block** head_out, Block** tail_out) noexcept {
+                          Block** head_out, Block** tail_out, const Block** forged) noexcept {
   SizeClass& sc = h->classes[c];
   Block* head = nullptr;
   Block* tail = nullptr;
@@ -220,16 +279,20 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
   // go back to their spans.
   Block* pend = sc.pending.exchange(nullptr, std::memory_order_acquire);
   while (pend) {
-    Block* next = pend->next;
+    std::uintptr_t next = link_of(pend);
     if (got < want && span_of(pend)->owner.load(std::memory_order_relaxed) == tc) {
-      pend->next = head;
+      set_next(pend, head);
       if (!head) tail = pend;
       head = pend;
       ++got;
     } else {
       return_block_locked(h, sc, pend);
     }
-    pend = next;
+    if (STRATA_UNLIKELY(next && !link_valid_after(h, c, pend, next, secret()))) {
+      *forged = pend;
+      break;
+    }
+    pend = reinterpret_cast<Block*>(next);
   }
   Span*& own = tc ? tc->own_partial[c] : sc.partial;
   while (got < want) {
@@ -257,7 +320,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
       // (after slow start, twice its bin's bound: the bin then overflows at
       // the owner's next frees); walking 64 blocks of such a list was 9 %
       // of the xmalloc workload's time.
-      s->free_tail->next = head;
+      set_next(s->free_tail, head);
       if (!head) tail = s->free_tail;
       head = s->free_list;
       s->free_list = s->free_tail = nullptr;
@@ -266,8 +329,21 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
     }
     while (got < want && s->free_list) {
       Block* b = s->free_list;
-      s->free_list = b->next;
-      b->next = head;
+      std::uintptr_t next = link_of(b);
+      // A span's free list holds blocks of the span only: a link is
+      // followed only inside it (so it cannot crash).  The cookie is not
+      // checked here (the whole-list take above does not walk at all); a
+      // bin's spill checks it.
+      if (STRATA_UNLIKELY(next && (((next ^ reinterpret_cast<std::uintptr_t>(s)) >> kChunkShift) != 0 ||
+                                   (next & (kMinAlign - 1)) != 0))) {
+        // The rest of the span's free list is dropped: counted as in use.
+        *forged = b;
+        next = 0;
+        used = carved - 1;
+      }
+      s->free_list = reinterpret_cast<Block*>(next);
+      if (!next) s->free_tail = nullptr;
+      set_next(b, head);
       if (!head) tail = b;
       head = b;
       ++got;
@@ -279,7 +355,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
       char* base = reinterpret_cast<char*>(s) + kSpanHeaderSize;
       for (std::uint32_t i = 0; i < n; ++i) {
         auto* b = reinterpret_cast<Block*>(base + std::size_t{carved + i} * s->block_size);
-        b->next = head;
+        set_next(b, head);
         b->cookie = cookie_of(b);
         if (!head) tail = b;
         head = b;
@@ -300,15 +376,39 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
 }
 
 // Takes a chain of n blocks off the front of a bin and gives it back to the
-// blocks' spans.
+// blocks' spans, every link checked before it is followed: at a forged one
+// the bin keeps nothing (the blocks after it are dropped) and it is reported.
 void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noexcept {
-  Block* head = bin.head;
+  Heap* h = tc->heap;
+  if (STRATA_UNLIKELY(!link_valid(h, c, bin.head))) {  // a forged link a pop took as the head
+    const void* at = reinterpret_cast<const void*>(bin.head);
+    bin.head = kBinEnd;
+    bin.room = bin.max;
+    return report_forged(at, "free");
+  }
+  auto* head = reinterpret_cast<Block*>(bin.head);
   Block* tail = head;
-  for (std::uint32_t i = 1; i < n; ++i) tail = tail->next;
-  bin.head = tail->next;
-  tail->next = nullptr;
-  bin.room += static_cast<std::int32_t>(n);
-  small_return_chain(tc->heap, c, head, tail, n);
+  const Block* forged = nullptr;
+  const std::uintptr_t sec = secret(), key = g_link_key;
+  std::uint32_t i = 1;
+  for (; i < n; ++i) {
+    std::uintptr_t next = tail->link ^ key;
+    if (STRATA_UNLIKELY(!link_valid_after(h, c, tail, next, sec))) {
+      forged = tail;
+      break;
+    }
+    tail = reinterpret_cast<Block*>(next);
+  }
+  if (STRATA_LIKELY(!forged)) {
+    bin.head = link_of(tail);  // checked when it is taken
+    bin.room += static_cast<std::int32_t>(n);
+  } else {
+    bin.head = kBinEnd;
+    bin.room = bin.max;
+  }
+  set_next(tail, nullptr);
+  small_return_chain(h, c, head, tail, i);
+  if (forged) report_forged(forged, "free");
 }
 
 }  // namespace
@@ -320,17 +420,18 @@ void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint
     // Never wait in a free: leave the blocks for the next lock holder.
     Block* top = sc.pending.load(std::memory_order_relaxed);
     do {
-      tail->next = top;
+      set_next(tail, top);
     } while (!sc.pending.compare_exchange_weak(top, head, std::memory_order_release, std::memory_order_relaxed));
     return;
   }
-  drain_pending_locked(h, sc);
-  for (Block* b = head; b;) {
-    Block* next = b->next;
+  const Block* forged = drain_pending_locked(h, c);
+  for (Block* b = head; b;) {  // a chain the caller checked
+    Block* next = next_of(b);
     return_block_locked(h, sc, b);
     b = next;
   }
   sc.lock.unlock();
+  if (STRATA_UNLIKELY(forged)) report_forged(forged, "free");
 }
 
 void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
@@ -345,18 +446,28 @@ void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
       ++r;
     }
   }
+  if (tc && STRATA_UNLIKELY(tc->bins[c].head != kBinEnd && !link_plausible(tc->bins[c].head))) {
+    // The fast path found a forged link at the head of the bin: dropped.
+    CacheBin& bin = tc->bins[c];
+    const void* at = reinterpret_cast<const void*>(bin.head);
+    bin.head = kBinEnd;
+    bin.room = bin.max;
+    report_forged(at, "malloc");
+  }
   std::uint32_t got;
+  const Block* forged = nullptr;
   {
     LockGuard g(sc.lock);
-    got = take_locked(h, tc, c, want, tc ? 2 * want : 1, &head, &tail);
+    got = take_locked(h, tc, c, want, tc ? 2 * want : 1, &head, &tail, &forged);
   }
+  if (STRATA_UNLIKELY(forged)) report_forged(forged, "malloc");
   if (!got) return nullptr;
   heap_account_central(h, static_cast<std::ptrdiff_t>(std::size_t{got} * kClassSize[c]));
   Block* b = head;
   if (tc) {
     CacheBin& bin = tc->bins[c];
-    tail->next = bin.head;
-    bin.head = b->next;
+    set_link(tail, bin.head);
+    bin.head = link_of(b);
     bin.room -= static_cast<std::int32_t>(got - 1);
   }
   b->cookie = 0;
@@ -365,7 +476,7 @@ void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
 }
 
 void small_free_central(Heap* h, Block* b, unsigned c) noexcept {
-  b->next = nullptr;
+  set_next(b, nullptr);
   b->cookie = cookie_of(b);
   small_return_chain(h, c, b, b, 1);
 }
@@ -374,9 +485,9 @@ void cache_overflow(ThreadCache* tc, unsigned c) noexcept { bin_spill(tc, tc->bi
 
 void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t cookie) noexcept {
   CacheBin& bin = tc->foreign[c];
-  b->next = bin.head;
+  set_link(b, bin.head);
   b->cookie = cookie;
-  bin.head = b;
+  bin.head = reinterpret_cast<std::uintptr_t>(b);
   if (--bin.room <= 0) bin_spill(tc, bin, c, static_cast<std::uint32_t>(bin.max - bin.room));  // all of them
 }
 
@@ -387,8 +498,8 @@ void small_flush_cache(ThreadCache* tc) noexcept {
       if (bin->room != bin->max) bin_spill(tc, *bin, c, static_cast<std::uint32_t>(bin->max - bin->room));
     if (!tc->owned[c]) continue;
     SizeClass& sc = h->classes[c];
-    LockGuard g(sc.lock);
-    drain_pending_locked(h, sc);
+    sc.lock.lock();
+    const Block* forged = drain_pending_locked(h, c);
     while (Span* s = tc->owned[c]) {
       bool partial = s->in_partial;
       if (partial) partial_remove(sc, s);
@@ -402,6 +513,8 @@ void small_flush_cache(ThreadCache* tc) noexcept {
       }
     }
     STRATA_ASSERT_INTERNAL(!tc->own_partial[c]);
+    sc.lock.unlock();
+    if (STRATA_UNLIKELY(forged)) report_forged(forged, "free");
   }
 }
 
@@ -509,13 +622,13 @@ void validate_span_locked(Heap* h, SizeClass& sc, Span* s) noexcept {
   STRATA_CHECK(carved <= s->capacity, "[S3] a span carved more blocks than it holds");
   char* base = reinterpret_cast<char*>(s) + kSpanHeaderSize;
   std::uint32_t n = 0;
-  for (Block* b = s->free_list; b; b = b->next) {
+  for (Block* b = s->free_list; b; b = next_of(b)) {
     STRATA_CHECK(n < carved, "[S1] a span's free list is longer than its carved blocks (a loop?)");
     STRATA_CHECK(span_of(b) == s, "[S1] a block of another span on a span's free list");
     auto off = static_cast<std::size_t>(reinterpret_cast<char*>(b) - base);
     STRATA_CHECK(off % s->block_size == 0 && off / s->block_size < carved, "[S1] a free-list entry is not a carved block");
     STRATA_CHECK(carries_free_cookie(b, secret()), "[S1] a block on a span's free list has no free cookie");
-    if (!b->next) STRATA_CHECK(s->free_tail == b, "[S1] a span's free_tail is not its free list's last block");
+    if (!next_of(b)) STRATA_CHECK(s->free_tail == b, "[S1] a span's free_tail is not its free list's last block");
     ++n;
   }
   if (!s->free_list) STRATA_CHECK(!s->free_tail, "[S1] an empty free list with a tail");

@@ -19,13 +19,41 @@ namespace strata::detail {
 struct Heap;
 struct ThreadCache;
 
-// A free small block.  word 0 links it; word 1 holds the free cookie
-// (address ^ g_secret) while the block is free and 0 once handed out, which
-// makes a double free detectable in O(1) without touching any other memory.
+// A free small block (and a medium block in a thread cache).  Word 0 holds
+// the free cookie (address ^ g_secret) while the block is free and 0 once
+// handed out, which makes a double free detectable in O(1) without touching
+// any other memory.  Word 1 links it to the next free block, encoded
+// (safe-linking, below).  The link is the second word so that an overflow of
+// up to 8 bytes out of the block before (an off-by-one, a stray NUL) lands
+// on the cookie, never on a pointer strata follows.
 struct Block {
-  Block* next;
   std::uintptr_t cookie;
+  std::uintptr_t link;  // next_of / set_next: the next block ^ g_link_key
 };
+
+// ---- safe-linking ----
+// A link is stored XORed with g_link_key, a per-process secret (glibc 2.32's
+// safe-linking does this with the link's own address, which a program that
+// holds the pointer knows; the key here is not in any block).  A link a
+// program overwrote decodes to an address of no one's choosing, and every
+// decoded link is checked before it is followed: on the fast path, for the
+// bits no block address has (above 48 bits, below 16-byte alignment: a
+// forged word passes with probability 2^-21; an all-zero word never, the key
+// has bit 0 set), on the slow paths against the chunk map (a carved block of
+// the list's class and heap).  A thread cache bin ends at kBinEnd, which
+// fails the fast check too: the pop's one test sends both an empty bin and a
+// forged link to the slow path, which tells them apart.  Lists of the tiers
+// (a span's free list, a class's pending list, a refill's chain) end at null.
+// Hidden (also where it is only declared): the fast paths read it straight
+// from its address, not through the GOT.
+extern std::uintptr_t g_link_key __attribute__((visibility("hidden")));  // set once by secret_init, before any block exists
+inline constexpr std::uintptr_t kLinkBad = ~((std::uintptr_t{1} << kAddressBits) - 1) | (kMinAlign - 1);
+STRATA_FAST_PATH bool link_plausible(std::uintptr_t a) noexcept { return (a & kLinkBad) == 0; }
+// The decoded link of b: not yet checked.
+STRATA_FAST_PATH std::uintptr_t link_of(const Block* b) noexcept { return b->link ^ g_link_key; }
+STRATA_FAST_PATH Block* next_of(const Block* b) noexcept { return reinterpret_cast<Block*>(link_of(b)); }
+STRATA_FAST_PATH void set_link(Block* b, std::uintptr_t next) noexcept { b->link = next ^ g_link_key; }
+STRATA_FAST_PATH void set_next(Block* b, const Block* next) noexcept { set_link(b, reinterpret_cast<std::uintptr_t>(next)); }
 
 // Whether the block at p (a small block, or a medium block's user pointer)
 // carries its free cookie.  Read as a relaxed snapshot: a thread cache pops
@@ -123,6 +151,13 @@ void small_free_foreign(ThreadCache* tc, unsigned c, Block* b, std::uintptr_t co
 // every span tc owns to its class.
 void small_flush_cache(ThreadCache* tc) noexcept;
 void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint32_t n) noexcept;
+// Whether a (a link decoded from a free list of class c of heap h) is a free
+// block of that class and heap, the chunk map read first: what every slow
+// path checks before it follows a link.
+bool small_link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept;
+// Blocks on class c's pending list (its lock held), for a report: every link
+// checked before it is followed (the count ends at a forged one).
+std::size_t small_pending_count_locked(const Heap* h, unsigned c) noexcept;
 std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans
 // Drops every block of h: every span goes to the free-span list, kept
 // mapped for reuse (it decays like any empty span).  No thread may use the

@@ -31,10 +31,9 @@ STRATA_API int strata_heap_summary(strata_pool_t* pool, strata_heap_summary_t* o
   }
   for (unsigned c = 0; c < kNumClasses; ++c) {
     LockGuard g(h->classes[c].lock);
-    for (Block* b = h->classes[c].pending.load(std::memory_order_acquire); b; b = b->next) {
-      s.cached_blocks++;
-      s.cached_bytes += kClassSize[c];
-    }
+    std::size_t n = small_pending_count_locked(h, c);
+    s.cached_blocks += n;
+    s.cached_bytes += n * kClassSize[c];
   }
   {
     LockGuard g(h->meta_lock);

@@ -106,14 +106,15 @@ void on_thread_exit(void* value) noexcept {
 template <class Valid>
 void repair_bin(CacheBin& bin, Valid valid) noexcept {
   std::int32_t n = 0;
-  Block** link = &bin.head;
-  while (Block* b = *link) {
-    if (n == bin.max || !valid(b)) {
-      *link = nullptr;
+  Block* last = nullptr;  // the last block kept
+  for (std::uintptr_t a = bin.head; a != kBinEnd; a = link_of(last)) {
+    if (n == bin.max || !link_plausible(a) || !valid(reinterpret_cast<Block*>(a))) {
+      if (last) set_link(last, kBinEnd);
+      else bin.head = kBinEnd;
       break;
     }
     ++n;
-    link = &b->next;
+    last = reinterpret_cast<Block*>(a);
   }
   bin.room = bin.max - n;
 }
@@ -121,11 +122,7 @@ void repair_bin(CacheBin& bin, Valid valid) noexcept {
 void cache_repair_after_fork(ThreadCache* tc) noexcept {
   Heap* h = tc->heap;
   for (unsigned c = 0; c < kNumClasses; ++c) {
-    auto small_ok = [h, c](Block* b) {
-      auto a = reinterpret_cast<std::uintptr_t>(b);
-      Span* s;
-      return small_block_start(a, chunk_map::lookup(a), &s) && s->heap == h && s->size_class == c;
-    };
+    auto small_ok = [h, c](Block* b) { return small_link_valid(h, c, reinterpret_cast<std::uintptr_t>(b)); };
     repair_bin(tc->bins[c], small_ok);
     repair_bin(tc->foreign[c], small_ok);
   }
@@ -198,13 +195,13 @@ void thread_cache_reset_all(Heap* h) noexcept {
   for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
     for (unsigned c = 0; c < kNumClasses; ++c) {
       for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
-        bin->head = nullptr;
+        bin->head = kBinEnd;
         bin->room = bin->max;
       }
       tc->owned[c] = tc->own_partial[c] = nullptr;
     }
     for (CacheBin& bin : tc->medium_bins) {
-      bin.head = nullptr;
+      bin.head = kBinEnd;
       bin.room = bin.max;
     }
     tc->medium_cached_bytes = 0;
@@ -302,11 +299,13 @@ ThreadCache* cache_for(Heap* h) noexcept {
         tc->slot = slot;
         tc->medium_arena = &medium_arena_for(h);  // t_slot is slot + 1
         for (unsigned c = 0; c < kNumClasses; ++c) {
-          tc->bins[c].max = tc->bins[c].room = static_cast<std::int32_t>(2 * batch_for_class(c));
-          tc->foreign[c].max = tc->foreign[c].room = static_cast<std::int32_t>(batch_for_class(c));
+          tc->bins[c] = {kBinEnd, static_cast<std::int32_t>(2 * batch_for_class(c)),
+                         static_cast<std::int32_t>(2 * batch_for_class(c))};
+          tc->foreign[c] = {kBinEnd, static_cast<std::int32_t>(batch_for_class(c)),
+                            static_cast<std::int32_t>(batch_for_class(c))};
         }
         for (unsigned c = 0; c < kNumMediumClasses; ++c)
-          tc->medium_bins[c].max = tc->medium_bins[c].room = medium_cache_max(c);
+          tc->medium_bins[c] = {kBinEnd, medium_cache_max(c), medium_cache_max(c)};
         if (h == &g_default_heap) tc->tls_home = &t_cache;
         CacheList::push_front(h->caches, tc);
         h->cache_count++;
@@ -336,18 +335,19 @@ void medium_cache_flush(ThreadCache* tc) noexcept {
   const Block* forged = nullptr;
   for (unsigned c = 0; c < kNumMediumClasses; ++c) {
     CacheBin& bin = tc->medium_bins[c];
-    while (Block* b = bin.head) {
+    while (bin.head != kBinEnd) {
+      auto* b = reinterpret_cast<Block*>(bin.head);
       // Checked before its link is followed (a use after free may have
       // forged it): the rest of a forged list is never read.
       if (STRATA_UNLIKELY(!medium_cached_link_ok(b))) {
         forged = b;
         break;
       }
-      bin.head = b->next;
-      b->next = chain;
+      bin.head = link_of(b);
+      set_next(b, chain);
       chain = b;
     }
-    bin.head = nullptr;
+    bin.head = kBinEnd;
     bin.room = bin.max;
   }
   tc->medium_cached_bytes = 0;
@@ -357,7 +357,7 @@ void medium_cache_flush(ThreadCache* tc) noexcept {
     report(STRATA_ERROR_CORRUPTION, forged, "free",
            "a medium block's link in a thread cache was overwritten after it was freed (a use after free)");
   for (Block* b = rejected; b;) {
-    Block* next = b->next;
+    Block* next = next_of(b);
     report(STRATA_ERROR_CORRUPTION, b, "free",
            "the boundary tag of a medium block was overwritten after it was freed (a use after free)");
     b = next;

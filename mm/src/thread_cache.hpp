@@ -23,13 +23,20 @@ struct Block;
 struct MediumTier;
 struct LargeBlock;
 
-// One size class of a thread cache.  `room` counts down as blocks are freed
-// into the bin (count == max - room); the owning thread alone writes it, a
-// reporter reads it racily (see bin_count).
+// The end of a bin's list: an address no block has (bit 0 set), so that the
+// pop's check of a link (link_plausible, small.hpp) also finds the bin empty.
+inline constexpr std::uintptr_t kBinEnd = 1;
+
+// One size class of a thread cache: a list of free blocks from `head` (the
+// first block's address, or kBinEnd), linked through Block::link.  `room`
+// counts down as blocks are freed into the bin (count == max - room); the
+// owning thread alone writes it, a reporter reads it racily (see bin_count).
+// A head that is neither kBinEnd nor a plausible address is a link a
+// program overwrote (the slow path reports it).
 struct CacheBin {
-  Block* head;
-  std::int32_t room;
-  std::int32_t max;
+  std::uintptr_t head = kBinEnd;
+  std::int32_t room = 0;
+  std::int32_t max = 0;
 };
 // Blocks in a bin, as read by another thread for a report: a relaxed snapshot.
 __attribute__((no_sanitize("thread"))) inline std::uint32_t bin_count(const CacheBin& b) noexcept {

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_util.hpp"
@@ -64,6 +65,109 @@ std::size_t rss_kib() {
 }
 
 }  // namespace
+
+// Issue 23, case 1: the address of a stack buffer written into a freed
+// small block (the first word, as the issue found it, and both words: the
+// link is the second), then requests of the same size.  Neither may ever
+// return the buffer; a forged link is CORRUPTION, a cookie overwritten alone
+// only costs the double-free check of that block.
+TEST_CASE("a forged link in a small free list is CORRUPTION, never the forged address", "[hardening]") {
+  for (std::size_t n : {std::size_t{64}, std::size_t{2000}}) {
+    for (int words : {1, 2}) {
+      INFO("size " << n << ", words written " << words);
+      alignas(64) static unsigned char stack_buf[4096];
+      Handler h;
+      void* b = strata_malloc(n);
+      void* a = strata_malloc(n);
+      strata_free(b);
+      strata_free(a);
+      for (int w = 0; w < words; ++w) static_cast<void**>(a)[w] = stack_buf;  // the use after free
+      void* got[4];
+      for (void*& r : got) r = strata_malloc(n);
+      for (void* r : got) {
+        CHECK(r != nullptr);
+        CHECK_FALSE(overlaps(r, n, stack_buf, sizeof stack_buf));
+      }
+      for (int i = 0; i < 4; ++i)
+        for (int j = i + 1; j < 4; ++j) CHECK_FALSE(overlaps(got[i], n, got[j], n));
+      if (words == 1) {
+        CHECK(g_reports.calls == 0);  // the link was not touched: strata goes on
+        CHECK(got[0] == a);
+        CHECK(got[1] == b);
+      } else {
+        CHECK(g_reports.calls == 1);
+        CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+        CHECK(got[0] == a);
+      }
+      for (void* r : got) strata_free(r);
+    }
+  }
+}
+
+// Case 3: an overflow of 1, 8 and 16 bytes out of a live small block into
+// the free block after it (in the thread's bin), then requests of that
+// class: every block handed out is a whole block of the class, overlapping
+// no live block.  Up to 8 bytes land on the free block's cookie (no report);
+// 16 reach its link (CORRUPTION).
+TEST_CASE("an overflow into a free small neighbour never yields a misaligned or overlapping block", "[hardening]") {
+  for (std::size_t k : {std::size_t{1}, std::size_t{8}, std::size_t{16}}) {
+    INFO("overflow of " << k << " bytes");
+    Handler h;
+    const std::size_t n = 48;
+    std::vector<void*> v;
+    for (int i = 0; i < 64; ++i) v.push_back(strata_malloc(n));
+    const std::size_t bs = strata_usable_size(v[0]);
+    void* x = nullptr;  // a live block whose neighbour after it is v's too
+    void* y = nullptr;
+    for (void* p : v)
+      for (void* q : v)
+        if (!x && static_cast<char*>(q) == static_cast<char*>(p) + bs) x = p, y = q;
+    REQUIRE(x != nullptr);
+    strata_free(y);
+    std::memset(static_cast<char*>(x) + bs, 0x41, k);  // the overflow
+    std::vector<void*> got;
+    for (int i = 0; i < 8; ++i) got.push_back(strata_malloc(n));
+    for (void* r : got) {
+      REQUIRE(r != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(r) % 16 == 0);
+      CHECK(strata_usable_size(r) == bs);  // a block start strata knows
+      for (void* q : v)
+        if (q != y) CHECK_FALSE(overlaps(r, bs, q, bs));
+    }
+    for (std::size_t i = 0; i < got.size(); ++i)
+      for (std::size_t j = i + 1; j < got.size(); ++j) CHECK_FALSE(overlaps(got[i], bs, got[j], bs));
+    if (k <= 8) CHECK(g_reports.calls == 0);
+    else {
+      CHECK(g_reports.calls == 1);
+      CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+    }
+    for (void* r : got) strata_free(r);
+    for (void* q : v)
+      if (q != y) strata_free(q);
+  }
+}
+
+// A forged link deeper in a bin is found when the bin is given back: at the
+// thread's exit every link is checked against the chunk map before it is
+// followed (the blocks after it are dropped, never handed out).
+TEST_CASE("a forged link in a bin is CORRUPTION when the bin is flushed", "[hardening]") {
+  Handler h;
+  alignas(64) static unsigned char stack_buf[4096];
+  std::thread t([] {
+    void* p[10];
+    for (void*& q : p) q = strata_malloc(100);
+    for (void* q : p) strata_free(q);
+    static_cast<void**>(p[4])[0] = stack_buf;  // a use after free of both words
+    static_cast<void**>(p[4])[1] = stack_buf;
+  });
+  t.join();
+  CHECK(g_reports.calls == 1);
+  CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+  // The heap goes on.
+  void* q = strata_malloc(100);
+  CHECK_FALSE(overlaps(q, 100, stack_buf, sizeof stack_buf));
+  strata_free(q);
+}
 
 // Issue 23, case 2: a fake size word before a stack buffer, the buffer's
 // address written into a freed medium block's link, then two requests.

@@ -327,24 +327,24 @@ TEST_CASE("fork's child survives a thread stopped inside a cache push or pop", "
     CacheBin& sb = t_cache->bins[size_to_class(64)];
     CacheBin* mb = nullptr;
     for (CacheBin& b : t_cache->medium_bins)
-      if (b.head) mb = &b;
-    REQUIRE(sb.head != nullptr);
+      if (b.head != kBinEnd) mb = &b;
+    REQUIRE(sb.head != kBinEnd);
     REQUIRE(mb != nullptr);
     // A pop stopped after `head = next`, before `room++`: the count is one
     // more than the list holds.  A push whose block's link is not one: the
     // list ends in a pointer to nowhere.
     CacheBin saved_s = sb, saved_m = *mb;
     sb.room -= 1;
-    Block* last = mb->head;
-    while (last->next) last = last->next;
-    last->next = reinterpret_cast<Block*>(std::uintptr_t{0x1000});
+    auto* last = reinterpret_cast<Block*>(mb->head);
+    while (link_of(last) != kBinEnd) last = next_of(last);
+    set_link(last, 0x1000);
     {
       std::unique_lock<std::mutex> g(mu);
       stage = 1;
       cv.notify_all();
       cv.wait(g, [&] { return stage == 2; });
     }
-    last->next = nullptr;
+    set_link(last, kBinEnd);
     sb = saved_s;
     *mb = saved_m;
   });
