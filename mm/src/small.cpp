@@ -255,9 +255,11 @@ const Block* drain_pending_locked(Heap* h, unsigned c) noexcept {
   SizeClass& sc = h->classes[c];
   Block* b = sc.pending.exchange(nullptr, std::memory_order_acquire);
   while (b) {
+    // Checked while b still holds its span (its return may release it).
     std::uintptr_t next = link_of(b);
+    bool forged = next && !link_valid_after(h, c, b, next, secret());
     return_block_locked(h, sc, b);
-    if (STRATA_UNLIKELY(next && !link_valid_after(h, c, b, next, secret()))) return b;
+    if (STRATA_UNLIKELY(forged)) return b;
     b = reinterpret_cast<Block*>(next);
   }
   return nullptr;
@@ -280,6 +282,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
   Block* pend = sc.pending.exchange(nullptr, std::memory_order_acquire);
   while (pend) {
     std::uintptr_t next = link_of(pend);
+    const bool bad = next && !link_valid_after(h, c, pend, next, secret());  // before pend's span may go
     if (got < want && span_of(pend)->owner.load(std::memory_order_relaxed) == tc) {
       set_next(pend, head);
       if (!head) tail = pend;
@@ -288,7 +291,7 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
     } else {
       return_block_locked(h, sc, pend);
     }
-    if (STRATA_UNLIKELY(next && !link_valid_after(h, c, pend, next, secret()))) {
+    if (STRATA_UNLIKELY(bad)) {
       *forged = pend;
       break;
     }
