@@ -182,10 +182,11 @@ std::size_t state_large(Heap* h, strata_heap_state_t& s, Budget& b) noexcept {
   Held g(h->large.lock, b);
   if (!g) return 0;
   std::size_t overhead = 0;
-  for (LargeBlock* lb = h->large.blocks; lb; lb = lb->next) {
+  for (LargeBlock* lb = h->large.blocks; lb; lb = large_next(lb)) {
     if (large_magic(lb) == kLargeMagic) {
       s.large.blocks_in_use++;
-      s.large.bytes_requested += large_requested(lb);
+      // The size last asked for lies in the header: believed up to the block's size.
+      s.large.bytes_requested += std::min(large_requested(lb), large_usable(lb));
       s.large.bytes_in_use += large_usable(lb);
       s.large.bytes_mapped += lb->map_size;
       overhead += lb->map_size - large_usable(lb);
@@ -194,7 +195,7 @@ std::size_t state_large(Heap* h, strata_heap_state_t& s, Budget& b) noexcept {
       s.large.parked_bytes += lb->map_size;
     }
   }
-  for (LargeBlock* lb = h->large.cached; lb; lb = lb->next) {
+  for (LargeBlock* lb = h->large.cached; lb; lb = large_next(lb)) {
     s.large.kept_mappings++;
     s.large.kept_bytes += lb->map_size;
   }
@@ -382,7 +383,7 @@ void walk_large(Walker& w) noexcept {
           lb = cursor;
         }
         done = true;
-        for (; lb; lb = lb->next) {
+        for (; lb; lb = large_next(lb)) {
           if (w.batch.full()) {
             cursor = lb;
             done = false;
@@ -453,9 +454,9 @@ void regions_of(Heap* h, Scratch<strata_region_t>& out, Budget& b) noexcept {
   {
     Held g(h->large.lock, b);
     if (g) {
-      for (LargeBlock* lb = h->large.blocks; lb; lb = lb->next)
+      for (LargeBlock* lb = h->large.blocks; lb; lb = large_next(lb))
         r.add(lb->base, lb->map_size, large_magic(lb) == kLargeMagic ? STRATA_MAP_LARGE : STRATA_MAP_FREE);
-      for (LargeBlock* lb = h->large.cached; lb; lb = lb->next) r.add(lb->base, lb->map_size, STRATA_MAP_FREE);
+      for (LargeBlock* lb = h->large.cached; lb; lb = large_next(lb)) r.add(lb->base, lb->map_size, STRATA_MAP_FREE);
     }
   }
 }

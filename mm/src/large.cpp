@@ -2,6 +2,7 @@
 // shrunk in place with mremap; one that must move is copied up to
 // kLargeCopyMax (realloc.cpp) and moved with mremap above.
 // The header (LargeBlock) sits just below the user pointer, inside the mapping.
+#include "error.hpp"
 #include "heap.hpp"
 #include "track.hpp"
 #include "list.hpp"
@@ -15,15 +16,52 @@ namespace {
 // LargeTier::cached; a block is on one of them at a time.
 using LargeList = IntrusiveList<&LargeBlock::next, &LargeBlock::prev>;
 
+// The tier's lock; a forged header found under it is reported once it is
+// released (the handler may call strata).
+class TierGuard {
+ public:
+  explicit TierGuard(LargeTier& t) noexcept : t_(t) { t_.lock.lock(); }
+  ~TierGuard() {
+    const void* bad = t_.corrupt;
+    t_.corrupt = nullptr;
+    t_.lock.unlock();
+    if (STRATA_UNLIKELY(bad))
+      report(STRATA_ERROR_CORRUPTION, bad, "free",
+             "a large block's header (its list links) was overwritten: the block is left as it is, never handed "
+             "out again");
+  }
+  TierGuard(const TierGuard&) = delete;
+  TierGuard& operator=(const TierGuard&) = delete;
+
+ private:
+  LargeTier& t_;
+};
+
+// Safe unlinking: lb leaves list `head` only if its links lead to headers
+// the chunk map names and those link back to it; else it is recorded as
+// corrupt (lock held) and stays where it is.
+bool list_remove_locked(LargeTier& t, LargeBlock*& head, LargeBlock* lb) noexcept {
+  LargeBlock* n = lb->next;
+  LargeBlock* p = lb->prev;
+  if (STRATA_UNLIKELY(!large_link_ok(n) || !large_link_ok(p) || (n && n->prev != lb) ||
+                      (p ? p->next != lb : head != lb))) {
+    if (!t.corrupt) t.corrupt = reinterpret_cast<const char*>(lb) + kLargeHeaderSize;  // its user pointer
+    return false;
+  }
+  LargeList::remove(head, lb);
+  return true;
+}
+
 void link_locked(LargeTier& t, LargeBlock* lb) noexcept {
   LargeList::push_front(t.blocks, lb);
   t.count++;
   t.bytes += lb->map_size;
 }
-void unlink_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  LargeList::remove(t.blocks, lb);
+[[nodiscard]] bool unlink_locked(LargeTier& t, LargeBlock* lb) noexcept {
+  if (!list_remove_locked(t, t.blocks, lb)) return false;
   t.count--;
   t.bytes -= lb->map_size;
+  return true;
 }
 
 void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
@@ -32,18 +70,28 @@ void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
   t.cached_count++;
   t.cached_bytes += lb->map_size;
 }
-void cache_remove_locked(LargeTier& t, LargeBlock* lb) noexcept {
-  LargeList::remove(t.cached, lb);
+[[nodiscard]] bool cache_remove_locked(LargeTier& t, LargeBlock* lb) noexcept {
+  if (!list_remove_locked(t, t.cached, lb)) return false;
   t.cached_count--;
   t.cached_bytes -= lb->map_size;
+  return true;
+}
+// The kept list found forged: dropped whole (its mappings stay mapped and
+// indexed, never reused); the tier's kept counts start again from zero.
+void cache_drop_locked(LargeTier& t) noexcept {
+  t.cached = nullptr;
+  t.cached_count = t.cached_bytes = 0;
 }
 
 // Best fit among the kept mappings (lock held), removed from the cache.
 LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
   LargeBlock* best = nullptr;
-  for (LargeBlock* lb = t.cached; lb; lb = lb->next)
+  for (LargeBlock* lb = t.cached; lb; lb = large_next(lb))
     if (lb->map_size >= map_size && (!best || lb->map_size < best->map_size)) best = lb;
-  if (best) cache_remove_locked(t, best);
+  if (best && !cache_remove_locked(t, best)) {
+    cache_drop_locked(t);
+    best = nullptr;
+  }
   return best;
 }
 
@@ -90,8 +138,7 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
   if (!indexed && !chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
   char* const piece = base;
   const std::size_t piece_size = size;
-  if (LargeBlock* right = kept_block_at(h, base + size)) {
-    cache_remove_locked(t, right);
+  if (LargeBlock* right = kept_block_at(h, base + size); right && cache_remove_locked(t, right)) {
     set_large_magic(right, 0);
     size += right->map_size;
   }
@@ -99,8 +146,8 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
     std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(base) - kChunkSize);
     if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
       auto* left = chunk_map::owner_of<LargeBlock>(e);
-      if (large_magic(left) == kLargeCachedMagic && large_heap(left) == h && left->base + left->map_size == base) {
-        cache_remove_locked(t, left);
+      if (large_magic(left) == kLargeCachedMagic && large_heap(left) == h && left->base + left->map_size == base &&
+          cache_remove_locked(t, left)) {
         base = left->base;
         size += left->map_size;
       }
@@ -154,7 +201,7 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   std::size_t map_size = request_map_size(size);
   LargeBlock* lb;
   {
-    LockGuard g(h->large.lock);
+    TierGuard g(h->large);
     lb = cache_take_locked(h->large, map_size);
     if (lb) {
       set_large_magic(lb, kLargeMagic);  // taken: never again a kept neighbour of its own tail
@@ -230,7 +277,7 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
   if (spare) {
     bool kept = false;
     if (spare >= kLargeMinKeptPiece) {
-      LockGuard g(h->large.lock);
+      TierGuard g(h->large);
       kept = make_kept_locked(h, base + map_size, spare) != nullptr;
     }
     if (kept) heap_account_os(h, static_cast<std::ptrdiff_t>(spare));  // given back by heap_unmap later
@@ -239,7 +286,7 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
   heap_account_os(h, static_cast<std::ptrdiff_t>(map_size));
   {
-    LockGuard g(h->large.lock);
+    TierGuard g(h->large);
     link_locked(h->large, lb);
   }
   heap_account_central(h, static_cast<std::ptrdiff_t>(map_size));
@@ -256,15 +303,15 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   return p;
 }
 
-void large_free(Heap* h, LargeBlock* lb) noexcept {
+bool large_free(Heap* h, LargeBlock* lb) noexcept {
   std::size_t size = lb->map_size;
   if (size <= kLargeCacheMaxBlock) {
     LargeBlock* evicted = nullptr;  // chain of kept blocks over the budget, unmapped after the lock
     bool kept;
     {
-      LockGuard g(h->large.lock);
+      TierGuard g(h->large);
       LargeTier& t = h->large;
-      unlink_locked(t, lb);
+      if (!unlink_locked(t, lb)) return false;
       set_large_magic(lb, 0);
       // Kept with its header at the mapping's start (an aligned block's
       // header was elsewhere).
@@ -273,7 +320,12 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
       if (budget < kLargeCacheMinBytes) budget = kLargeCacheMinBytes;
       while (kept && (t.cached_bytes > budget || t.cached_count > kLargeCacheMaxBlocks)) {
         LargeBlock* oldest = t.cached;
-        while (oldest->next) oldest = oldest->next;
+        while (oldest->next && large_link_ok(oldest->next)) oldest = oldest->next;
+        if (STRATA_UNLIKELY(oldest->next)) {  // a forged link: the kept list is dropped
+          if (!t.corrupt) t.corrupt = reinterpret_cast<char*>(oldest) + kLargeHeaderSize;
+          cache_drop_locked(t);
+          break;
+        }
         std::size_t excess = align_up(t.cached_bytes - budget, kChunkSize);
         if (t.cached_count <= kLargeCacheMaxBlocks && t.cached_bytes > budget && oldest->map_size > excess) {
           // Only part of the oldest block is over the budget: give back its
@@ -289,7 +341,10 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
           evicted = piece;
           break;
         }
-        cache_remove_locked(t, oldest);
+        if (!cache_remove_locked(t, oldest)) {
+          cache_drop_locked(t);
+          break;
+        }
         unindex_locked(oldest);
         oldest->next = evicted;
         evicted = oldest;
@@ -303,16 +358,17 @@ void large_free(Heap* h, LargeBlock* lb) noexcept {
       evicted = next;
     }
     if (!kept) release_unindexed(h, lb->base, size);
-    return;
+    return true;
   }
   char* base = lb->base;
   {
-    LockGuard g(h->large.lock);
-    unlink_locked(h->large, lb);
+    TierGuard g(h->large);
+    if (!unlink_locked(h->large, lb)) return false;
     unindex_locked(lb);
   }
   heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
   release_unindexed(h, base, size);
+  return true;
 }
 
 namespace {
@@ -328,7 +384,7 @@ bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
     std::size_t rest = old_map - new_map;
     bool kept = false;
     if (rest >= kLargeMinKeptPiece) {
-      LockGuard g(h->large.lock);
+      TierGuard g(h->large);
       kept = make_kept_locked(h, tail, rest) != nullptr;
     }
     if (!kept) heap_unmap(h, tail, rest);
@@ -339,9 +395,9 @@ bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
     char* drop = nullptr;
     std::size_t drop_size = 0;
     {
-      LockGuard g(h->large.lock);
-      if (LargeBlock* right = kept_block_at(h, lb->base + old_map); right && right->map_size >= grow) {
-        cache_remove_locked(h->large, right);
+      TierGuard g(h->large);
+      if (LargeBlock* right = kept_block_at(h, lb->base + old_map);
+          right && right->map_size >= grow && cache_remove_locked(h->large, right)) {
         set_large_magic(right, 0);
         std::size_t rest = right->map_size - grow;
         if (rest) {
@@ -358,7 +414,7 @@ bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
     if (drop) heap_unmap(h, drop, drop_size);
     if (absorbed) {
       {
-        LockGuard g(h->large.lock);
+        TierGuard g(h->large);
         h->large.bytes += grow;
         lb->map_size = new_map;
       }
@@ -373,7 +429,7 @@ bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
     heap_account_os(h, static_cast<std::ptrdiff_t>(new_map - old_map));
   }
   {
-    LockGuard g(h->large.lock);
+    TierGuard g(h->large);
     h->large.bytes += new_map - old_map;
     lb->map_size = new_map;
   }
@@ -395,8 +451,8 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t new_map = align_up(head + new_size, kChunkSize);
   std::size_t old_map = lb->map_size;
   char* old_base = lb->base;
-  LockGuard g(h->large.lock);
-  unlink_locked(h->large, lb);
+  TierGuard g(h->large);
+  if (!unlink_locked(h->large, lb)) return nullptr;
   auto* nb = static_cast<char*>(os::remap_move_aligned(old_base, old_map, new_map, kChunkSize));
   if (!nb) {
     link_locked(h->large, lb);
@@ -428,10 +484,13 @@ std::size_t large_trim(Heap* h) noexcept {
   for (;;) {
     LargeBlock* lb;
     {
-      LockGuard g(h->large.lock);
+      TierGuard g(h->large);
       lb = h->large.cached;
       if (!lb) break;
-      cache_remove_locked(h->large, lb);
+      if (!cache_remove_locked(h->large, lb)) {
+        cache_drop_locked(h->large);
+        break;
+      }
       unindex_locked(lb);
     }
     released += lb->map_size;
@@ -442,10 +501,10 @@ std::size_t large_trim(Heap* h) noexcept {
 
 void large_release_all(Heap* h) noexcept {
   LargeTier& t = h->large;
-  LockGuard g(t.lock);
+  TierGuard g(t);
   for (LargeBlock* list : {t.cached, t.blocks}) {
     while (list) {
-      LargeBlock* next = list->next;
+      LargeBlock* next = large_next(list);
       char* base = list->base;
       std::size_t size = list->map_size;
       set_large_magic(list, 0);
@@ -461,32 +520,37 @@ void large_reset_all(Heap* h) noexcept {
   for (;;) {
     LargeBlock* lb;
     {
-      LockGuard g(h->large.lock);
+      TierGuard g(h->large);
       lb = h->large.blocks;
     }
     if (!lb) break;
     set_large_magic(lb, kLargeMagic);  // a parked one is live to large_free (the caches forgot it)
-    large_free(h, lb);
+    if (!large_free(h, lb)) {  // a forged header: the rest of the list is left mapped (reported)
+      TierGuard g(h->large);
+      h->large.blocks = nullptr;
+      h->large.count = h->large.bytes = 0;
+      break;
+    }
   }
 }
 
 bool large_walk(Heap* h, bool with_free, BlockVisitor visit, void* ctx) noexcept {
   LargeTier& t = h->large;
-  LockGuard g(t.lock);
-  for (LargeBlock* lb = t.blocks; lb; lb = lb->next) {
+  TierGuard g(t);
+  for (LargeBlock* lb = t.blocks; lb; lb = large_next(lb)) {
     const bool live = large_magic(lb) == kLargeMagic;  // else parked in a thread cache
     if (!live && !with_free) continue;
     if (!visit(BlockInfo{lb->user, large_usable(lb), h, Tier::kLarge, 0, live}, ctx)) return false;
   }
   if (with_free)
-    for (LargeBlock* lb = t.cached; lb; lb = lb->next)
+    for (LargeBlock* lb = t.cached; lb; lb = large_next(lb))
       if (!visit(BlockInfo{lb->user, large_usable(lb), h, Tier::kLarge, 0, false}, ctx)) return false;
   return true;
 }
 
 void large_validate(Heap* h) noexcept {
   LargeTier& t = h->large;
-  LockGuard g(t.lock);
+  TierGuard g(t);
   std::size_t count = 0, bytes = 0;
   auto check_index = [](LargeBlock* lb) {
     for (std::size_t off = 0; off < lb->map_size; off += kChunkSize) {
@@ -496,6 +560,7 @@ void large_validate(Heap* h) noexcept {
     }
   };
   for (LargeBlock* lb = t.blocks; lb; lb = lb->next) {
+    STRATA_CHECK(large_link_ok(lb->next), "[L1] a live large block's list link was overwritten");
     std::uint64_t magic = large_magic(lb);
     STRATA_CHECK((magic == kLargeMagic || magic == kLargeParkedMagic) && lb->heap == h,
                  "[L1] a live large block's header was overwritten");
@@ -509,6 +574,7 @@ void large_validate(Heap* h) noexcept {
   STRATA_CHECK(count == t.count && bytes == t.bytes, "[L3] the large tier's live counts are wrong");
   count = bytes = 0;
   for (LargeBlock* lb = t.cached; lb; lb = lb->next) {
+    STRATA_CHECK(large_link_ok(lb->next), "[L1] a kept large mapping's list link was overwritten");
     STRATA_CHECK(large_magic(lb) == kLargeCachedMagic && lb->heap == h && lb->base == reinterpret_cast<char*>(lb),
                  "[L1] a kept large mapping's header was overwritten");
     check_index(lb);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "check.hpp"
+#include "chunk_map.hpp"
 #include "config.hpp"
 #include "walk.hpp"
 #include "lock.hpp"
@@ -41,6 +42,9 @@ static_assert(sizeof(LargeBlock) <= kLargeHeaderSize);
 
 struct LargeTier {
   Lock lock;
+  // A header found forged under the lock (its list links): reported by the
+  // guard that releases the lock (large.cpp's TierGuard), then cleared.
+  const void* corrupt = nullptr;
   LargeBlock* blocks = nullptr;
   std::size_t count = 0;
   std::size_t bytes = 0;         // mapped bytes of live large blocks
@@ -49,12 +53,23 @@ struct LargeTier {
   std::size_t cached_bytes = 0;
 };
 
+// A header's list links lie in its mapping, where an underflow of the block
+// can reach them: a link is followed only to a header the chunk map names
+// (large_next; a forged one ends the walk), and a block leaves its list only
+// if its neighbours link back to it (large.cpp).
+inline bool large_link_ok(const LargeBlock* x) noexcept {
+  return !x || chunk_map::lookup(reinterpret_cast<std::uintptr_t>(x)) == chunk_map::make(x, ChunkKind::kLarge);
+}
+inline LargeBlock* large_next(const LargeBlock* lb) noexcept { return large_link_ok(lb->next) ? lb->next : nullptr; }
+
 // ---- large.cpp ----
 // A block of at least `size` bytes aligned to `align`.  With use_cache, a
 // kept freed mapping may be reused (its contents are then not zero).
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache = true) noexcept;
 std::size_t large_trim(Heap* h) noexcept;  // unmaps the kept freed mappings
-void large_free(Heap* h, LargeBlock* lb) noexcept;
+// false: lb's list links were forged (reported as CORRUPTION; the block
+// is left mapped and on its list, never handed out again).
+bool large_free(Heap* h, LargeBlock* lb) noexcept;
 // Resizes in place (mremap without moving); true on success.
 bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
 // Moves the block to a new mapping of at least new_size usable bytes without

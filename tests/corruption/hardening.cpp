@@ -246,6 +246,42 @@ TEST_CASE("a forged large header is CORRUPTION and never spans another block", "
   CHECK(g_reports.calls == 1);
 }
 
+// The large header's list links (words 2 and 3: next, prev) overwritten by
+// an underflow of a live block — with a stack address, or with another live
+// block's header (which does not link back): the free is CORRUPTION, the
+// block is left alone, nothing crashes, and the other blocks are unharmed.
+TEST_CASE("forged list links in a large header are CORRUPTION", "[hardening]") {
+  alignas(64) static unsigned char fake[4096];
+  for (int word : {2, 3}) {
+    for (bool real_header : {false, true}) {
+      INFO("word " << word << (real_header ? ", another block's header" : ", a stack address"));
+      Handler h;
+      // Aligned, so that a free never parks the block in the thread's cache
+      // (a parked block leaves its list only at its later free).
+      const std::size_t n = 4 << 20;
+      void* a = strata_aligned_alloc(1 << 20, n);
+      void* p = strata_aligned_alloc(1 << 20, n);
+      void* b = strata_aligned_alloc(1 << 20, n);
+      auto* w = reinterpret_cast<std::uintptr_t*>(static_cast<char*>(p) - 64);
+      const std::uintptr_t saved = w[word];
+      w[word] = real_header ? reinterpret_cast<std::uintptr_t>(static_cast<char*>(real_header && word == 2 ? b : a) - 64)
+                            : reinterpret_cast<std::uintptr_t>(fake);
+      strata_free(p);
+      CHECK(g_reports.calls == 1);
+      CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+      CHECK(g_reports.address == p);
+      w[word] = saved;  // mended: a live block again
+      strata_free(p);
+      strata_free(a);
+      strata_free(b);
+      CHECK(g_reports.calls == 1);
+      void* q = strata_aligned_alloc(1 << 20, n);
+      CHECK(q != nullptr);
+      strata_free(q);
+    }
+  }
+}
+
 // Case 8: a request no machine can back fails at once with ENOMEM and
 // costs no memory (it used to succeed after 20 s, with 8 GiB of address map).
 TEST_CASE("impossible sizes fail with ENOMEM and cost nothing", "[hardening]") {
