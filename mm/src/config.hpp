@@ -40,7 +40,8 @@ inline constexpr std::size_t kCacheSlowStartBytes = 1024;
 inline constexpr unsigned kCacheSlowStartSteps = 3;
 // Empty small spans a heap keeps mapped: always kFreeSpansKept, one per
 // kFreeSpansPerUsed spans in use if that is more, and beyond that every span
-// that went empty less than kFreeSpanDecayMs ago.  A heap whose spans empty
+// that went empty less than the purge delay ago (STRATA_PURGE_DELAY_MS,
+// options.hpp: 1 s by default, like mimalloc's purge delay).  A heap whose spans empty
 // and fill again all the time (CPython's object churn) would otherwise unmap
 // and map spans by the thousand, each a system call, a TLB shootdown and up
 // to 16 page faults (about 11 us each on the benchmark VM).
@@ -49,7 +50,6 @@ inline constexpr unsigned kFreeSpansKept = 16;
 // up to 16 times this (4 MiB): a big heap maps its spans in few system calls.
 inline constexpr unsigned kSpansPerMap = 4;
 inline constexpr unsigned kFreeSpansPerUsed = 4;
-inline constexpr std::uint64_t kFreeSpanDecayMs = 100;
 
 // ---- medium tier ----
 inline constexpr std::size_t kMediumGranule = 256;

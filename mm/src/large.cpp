@@ -237,8 +237,8 @@ bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept {
   return true;
 }
 
-void large_unpark(ThreadCache* tc) noexcept {
-  if (tc->parked_large) large_free(tc->heap, take_parked(tc));
+void large_unpark(ThreadCache* tc, bool keep) noexcept {
+  if (tc->parked_large) large_free(tc->heap, take_parked(tc), keep);
 }
 
 namespace {
@@ -303,9 +303,9 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache) 
   return p;
 }
 
-bool large_free(Heap* h, LargeBlock* lb) noexcept {
+bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
   std::size_t size = lb->map_size;
-  if (size <= kLargeCacheMaxBlock) {
+  if (keep && size <= kLargeCacheMaxBlock) {
     LargeBlock* evicted = nullptr;  // chain of kept blocks over the budget, unmapped after the lock
     bool kept;
     {

@@ -69,7 +69,8 @@ void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache =
 std::size_t large_trim(Heap* h) noexcept;  // unmaps the kept freed mappings
 // false: lb's list links were forged (reported as CORRUPTION; the block
 // is left mapped and on its list, never handed out again).
-bool large_free(Heap* h, LargeBlock* lb) noexcept;
+// keep false: unmapped at once, never kept for reuse (a thread's exit).
+bool large_free(Heap* h, LargeBlock* lb, bool keep = true) noexcept;
 // Resizes in place (mremap without moving); true on success.
 bool large_resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept;
 // Moves the block to a new mapping of at least new_size usable bytes without
@@ -119,6 +120,7 @@ inline std::size_t large_requested(const LargeBlock* lb) noexcept {
 // (too big, or its header is not at its mapping's start).
 bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept;
 // Gives tc's parked block, if any, to large_free (cache flush).
-void large_unpark(ThreadCache* tc) noexcept;
+// keep false: the parked block is unmapped, not kept (the thread exits).
+void large_unpark(ThreadCache* tc, bool keep = true) noexcept;
 
 }  // namespace strata::detail

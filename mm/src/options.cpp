@@ -37,12 +37,17 @@ bool option_parse(Option o, const char* text, std::uint64_t* out) noexcept {
     *out = n;  // its length
     return n != 0;
   }
+  if (info.max == kOptionNever && text[0] == '-' && text[1] == '1' && text[2] == 0) {
+    *out = kOptionNever;
+    return true;
+  }
   if (*text < '0' || *text > '9') return false;
   std::uint64_t v = 0;
   for (; *text; ++text) {
     if (*text < '0' || *text > '9') return false;
-    v = v * 10 + static_cast<std::uint64_t>(*text - '0');
-    if (v > info.max) return false;
+    const auto d = static_cast<std::uint64_t>(*text - '0');
+    if (d > info.max || v > (info.max - d) / 10) return false;  // v * 10 + d > max, without overflow
+    v = v * 10 + d;
   }
   if (v < info.min) return false;
   *out = v;

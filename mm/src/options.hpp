@@ -20,8 +20,15 @@ enum class OptionKind : std::uint8_t {
   kPath,  // a file name: 1 to 4,095 bytes, no control characters (option_path)
 };
 
+// A delay option's "never": its max, which "-1" also spells.
+inline constexpr std::uint64_t kOptionNever = std::uint64_t{1} << 62;
+
 // X(id, env name, kind, default, min, max, doc)
 #define STRATA_OPTIONS(X)                                                                                         \
+  X(kPurgeDelayMs, "STRATA_PURGE_DELAY_MS", kUInt, 1000, 0, kOptionNever,                                         \
+    "milliseconds an empty small span waits before it goes back to the OS (beyond the 16 a heap keeps, or one "   \
+    "per four in use); 0 gives them back at once, -1 never. A thread's exit gives back what it emptied at once. " \
+    "Read when strata first needs it.")                                                                           \
   X(kTrimDelayMs, "STRATA_TRIM_DELAY_MS", kUInt, kMediumTrimDelayMs, 0, std::uint64_t{1} << 40,                   \
     "milliseconds a free run at the top of a medium pool waits before its pages (beyond the pad) go back to "     \
     "the OS; 0 gives them back at once (glibc's behaviour). Read when strata sets up its first thread cache.")    \
@@ -76,6 +83,9 @@ const OptionInfo& option_info(Option o) noexcept;
 // returned and the variable read again at the next call.
 std::uint64_t option_value(Option o) noexcept;
 inline bool option_enabled(Option o) noexcept { return option_value(o) != 0; }
+// STRATA_PURGE_DELAY_MS: kPurgeNever when it is -1.
+inline constexpr std::uint64_t kPurgeNever = kOptionNever;
+inline std::uint64_t purge_delay_ms() noexcept { return option_value(Option::kPurgeDelayMs); }
 // A kPath option's text, read from the environment at each call (the
 // program may change it) and validated; null when unset or invalid.
 const char* option_path(Option o) noexcept;

@@ -7,6 +7,7 @@
 #include "heap.hpp"
 #include "track.hpp"
 #include "list.hpp"
+#include "options.hpp"
 #include "os.hpp"
 
 namespace strata::detail {
@@ -82,19 +83,20 @@ inline void maybe_validate_span(Heap* h, SizeClass& sc, Span* s) noexcept {
 
 // The free-span list (spans.lock held): newest first, doubly linked, so the
 // newest (most likely still in cache) is reused and the oldest decays.
+// (free_count is also read without the lock, as a hint: small_purge_hint.)
 void free_push_locked(Heap* h, Span* s) noexcept {
   FreeSpans::push_front(h->spans.free, h->spans.free_tail, s);
-  h->spans.free_count++;
+  __atomic_store_n(&h->spans.free_count, h->spans.free_count + 1, __ATOMIC_RELAXED);
 }
 void free_remove_locked(Heap* h, Span* s) noexcept {
   FreeSpans::remove(h->spans.free, h->spans.free_tail, s);
-  h->spans.free_count--;
+  __atomic_store_n(&h->spans.free_count, h->spans.free_count - 1, __ATOMIC_RELAXED);
 }
 // Takes a span that is on no list but SpanStore::all off the heap's books
 // (spans.lock held); the caller unmaps it.
 void span_forget_locked(Heap* h, Span* s) noexcept {
   AllSpans::remove(h->spans.all, s);
-  h->spans.count--;
+  __atomic_store_n(&h->spans.count, h->spans.count - 1, __ATOMIC_RELAXED);  // (read as a hint)
 }
 // Unmaps the never-used rest of the last span region (spans.lock held):
 // untouched, so it is address space, not memory.
@@ -135,7 +137,7 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
       chunk_map::set_range(s, kSpanSize, chunk_map::make(s, ChunkKind::kSmall));
       s->heap = h;
       AllSpans::push_front(h->spans.all, s);
-      h->spans.count++;
+      __atomic_store_n(&h->spans.count, h->spans.count + 1, __ATOMIC_RELAXED);
     }
   }
   s->secret = secret();
@@ -153,21 +155,12 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
   return s;
 }
 
-// Gives an empty span back to the heap's free spans.  At most once per
-// kFreeSpanDecayMs, a purge unmaps the oldest free spans beyond the limit
-// (kFreeSpansKept, or one per kFreeSpansPerUsed spans in use) that have been
-// free for kFreeSpanDecayMs.  (Purging at most that often keeps a program
-// that frees everything on its way out, as CPython does, from unmapping its
-// spans one system call at a time just before exit.)
-void span_release(Heap* h, Span* s) noexcept {
-  s->carved.store(0, std::memory_order_release);  // any later free into it is "never allocated"
-  s->assigned = false;
-  std::uint64_t now = os::now_ms();
-  s->freed_ms = now;
-  LockGuard g(h->spans.lock);
-  free_push_locked(h, s);
-  if (now < h->spans.purge_ms + kFreeSpanDecayMs) return;
-  h->spans.purge_ms = now;
+// Unmaps the oldest free spans beyond the limit (kFreeSpansKept, or one per
+// kFreeSpansPerUsed spans in use) that went empty at least min_age ms ago
+// (spans.lock held); the bytes unmapped.
+std::size_t purge_locked(Heap* h, std::uint64_t now, std::uint64_t min_age) noexcept {
+  __atomic_store_n(&h->spans.purge_ms, now, __ATOMIC_RELAXED);  // read as a hint by small_purge_due
+  std::size_t released = 0;
   std::size_t in_use = h->spans.count - h->spans.free_count;
   std::size_t limit = in_use / kFreeSpansPerUsed > kFreeSpansKept ? in_use / kFreeSpansPerUsed : kFreeSpansKept;
   // Unmapped in address order, adjacent spans (common: regions are carved
@@ -179,7 +172,7 @@ void span_release(Heap* h, Span* s) noexcept {
     unsigned n = 0;
     while (n < kBatch && h->spans.free_count > limit) {
       Span* old = h->spans.free_tail;
-      if (old->freed_ms + kFreeSpanDecayMs > now) break;
+      if (old->freed_ms + min_age > now) break;
       free_remove_locked(h, old);
       span_forget_locked(h, old);
       unsigned i = n++;
@@ -191,9 +184,28 @@ void span_release(Heap* h, Span* s) noexcept {
       unsigned j = i + 1;
       while (j < n && reinterpret_cast<char*>(batch[j]) == reinterpret_cast<char*>(batch[j - 1]) + kSpanSize) ++j;
       heap_unmap(h, batch[i], (j - i) * kSpanSize);
+      released += (j - i) * kSpanSize;
       i = j;
     }
   }
+  return released;
+}
+
+// Gives an empty span back to the heap's free spans.  At most once per purge
+// delay (STRATA_PURGE_DELAY_MS), a purge unmaps the free spans beyond the
+// limit that have been free for the delay.  (Purging at most that often
+// keeps a program that frees everything on its way out, as CPython does,
+// from unmapping its spans one system call at a time just before exit.)
+void span_release(Heap* h, Span* s) noexcept {
+  s->carved.store(0, std::memory_order_release);  // any later free into it is "never allocated"
+  s->assigned = false;
+  std::uint64_t now = os::now_ms();
+  s->freed_ms = now;
+  LockGuard g(h->spans.lock);
+  free_push_locked(h, s);
+  const std::uint64_t delay = purge_delay_ms();
+  if (delay == kPurgeNever || now < h->spans.purge_ms + delay) return;
+  purge_locked(h, now, delay);
 }
 
 // The partial list a span belongs on: its owner's, or its class's ([S2]).
@@ -435,10 +447,12 @@ void small_return_chain(Heap* h, unsigned c, Block* head, Block* tail, std::uint
   }
   sc.lock.unlock();
   if (STRATA_UNLIKELY(forged)) report_forged(forged, "free");
+  if (STRATA_UNLIKELY(small_purge_hint(h->spans))) small_purge_due(h);
 }
 
 void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
   SizeClass& sc = h->classes[c];
+  if (STRATA_UNLIKELY(small_purge_hint(h->spans))) small_purge_due(h);
   Block *head, *tail;
   std::uint32_t want = 1;
   if (tc) {
@@ -519,6 +533,22 @@ void small_flush_cache(ThreadCache* tc) noexcept {
     sc.lock.unlock();
     if (STRATA_UNLIKELY(forged)) report_forged(forged, "free");
   }
+}
+
+std::size_t small_purge(Heap* h, std::uint64_t min_age_ms) noexcept {
+  if (purge_delay_ms() == kPurgeNever) return 0;
+  LockGuard g(h->spans.lock);
+  return purge_locked(h, os::now_ms(), min_age_ms);
+}
+
+void small_purge_due(Heap* h) noexcept {
+  const std::uint64_t delay = purge_delay_ms();
+  if (delay == kPurgeNever) return;
+  std::uint64_t now = os::now_ms();
+  if (now < __atomic_load_n(&h->spans.purge_ms, __ATOMIC_RELAXED) + delay) return;
+  if (!h->spans.lock.try_lock()) return;  // another thread is at it, or soon will be
+  if (now >= h->spans.purge_ms + delay) purge_locked(h, now, delay);
+  h->spans.lock.unlock();
 }
 
 std::size_t small_trim(Heap* h) noexcept {

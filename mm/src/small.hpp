@@ -139,6 +139,14 @@ struct SpanStore {
   std::size_t free_count = 0;
   std::size_t count = 0;
 };
+// More free spans than the purge keeps (kFreeSpansKept, or one per
+// kFreeSpansPerUsed in use): the counts read without the lock.
+inline bool small_purge_hint(const SpanStore& st) noexcept {
+  const std::size_t free = __atomic_load_n(&st.free_count, __ATOMIC_RELAXED);
+  if (free <= kFreeSpansKept) return false;
+  const std::size_t all = __atomic_load_n(&st.count, __ATOMIC_RELAXED);
+  return all >= free && free > (all - free) / kFreeSpansPerUsed;
+}
 
 // ---- small.cpp ----
 // Refills tc's bin of class c (tc may be null: one block straight from the
@@ -159,6 +167,16 @@ bool small_link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept;
 // checked before it is followed (the count ends at a forged one).
 std::size_t small_pending_count_locked(const Heap* h, unsigned c) noexcept;
 std::size_t small_trim(Heap* h) noexcept;  // unmaps the heap's free spans
+// ---- the purge (docs/design.md, "Giving memory back") ----
+// Unmaps the free spans beyond the kept limit that went empty at least
+// min_age_ms ago (0: all of them; a thread's exit); nothing when the purge
+// delay is "never".  The bytes unmapped.
+std::size_t small_purge(Heap* h, std::uint64_t min_age_ms) noexcept;
+// A slow path's check (a refill, a spill): small_purge_hint — more free
+// spans than a heap always keeps, read without the lock (below SpanStore) —
+// then small_purge_due reads the clock and purges what has been free for the
+// delay, at most once per delay.
+void small_purge_due(Heap* h) noexcept;
 // Drops every block of h: every span goes to the free-span list, kept
 // mapped for reuse (it decays like any empty span).  No thread may use the
 // heap meanwhile; thread caches are reset by the caller (their owned lists

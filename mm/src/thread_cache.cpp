@@ -85,7 +85,11 @@ void on_thread_exit(void* value) noexcept {
       ThreadCache** page = h->dir[slot / kSlotsPerDirPage].load(std::memory_order_acquire);
       ThreadCache* tc = page ? page[slot % kSlotsPerDirPage] : nullptr;
       if (!tc) continue;
+      large_unpark(tc, false);  // the thread's last freed large block: nobody else reuses it soon
       cache_flush_all(tc);
+      // What the thread emptied goes back at once: nobody reuses an exited
+      // thread's spans soon, and no later call may come (docs/design.md).
+      small_purge(h, 0);
       LockGuard m(h->meta_lock);
       cache_detach_locked(h, tc);
     }

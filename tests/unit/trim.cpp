@@ -301,7 +301,8 @@ void fill_and_free(strata_pool_t* pool, std::size_t count) {
 }
 }  // namespace
 
-// Empty small spans stay mapped for kFreeSpanDecayMs (100 ms) before they
+// Empty small spans stay mapped for the purge delay (100 ms for this test:
+// STRATA_PURGE_DELAY_MS in tests/CMakeLists.txt) before they
 // are unmapped, whatever their number: a program that frees a lot and
 // allocates it again at once reuses them without a system call or a page
 // fault.  Once they have been free that long, the next span that goes empty
