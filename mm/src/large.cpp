@@ -66,6 +66,7 @@ void link_locked(LargeTier& t, LargeBlock* lb) noexcept {
 
 void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
   set_large_magic(lb, kLargeCachedMagic);
+  lb->requested = os::now_ms();  // a kept block's: when it was kept (large_purge)
   LargeList::push_front(t.cached, lb);
   t.cached_count++;
   t.cached_bytes += lb->map_size;
@@ -477,6 +478,36 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   heap_account_os(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));
   heap_account_central(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));
   return nlb->user;
+}
+
+std::size_t large_purge(Heap* h, std::uint64_t min_age_ms) noexcept {
+  const std::uint64_t now = os::now_ms();
+  LargeBlock* chain = nullptr;
+  {
+    TierGuard g(h->large);
+    LargeTier& t = h->large;
+    for (LargeBlock* lb = t.cached; lb;) {
+      LargeBlock* next = large_next(lb);
+      if (lb->requested + min_age_ms <= now) {
+        if (!cache_remove_locked(t, lb)) {
+          cache_drop_locked(t);
+          break;
+        }
+        unindex_locked(lb);
+        lb->next = chain;
+        chain = lb;
+      }
+      lb = next;
+    }
+  }
+  std::size_t released = 0;
+  while (chain) {
+    LargeBlock* next = chain->next;
+    released += chain->map_size;
+    release_unindexed(h, chain->base, chain->map_size);
+    chain = next;
+  }
+  return released;
 }
 
 std::size_t large_trim(Heap* h) noexcept {

@@ -36,7 +36,8 @@ struct LargeBlock {
   char* base;            // start of the mapping (64 KiB aligned); the header lies inside it
   std::size_t map_size;  // bytes mapped, multiple of 64 KiB
   void* user;            // the pointer handed out; the header sits just below it
-  std::size_t requested; // the size last asked for (large_set_requested): for the reports only
+  std::size_t requested; // live: the size last asked for (large_set_requested), for the reports only;
+                         // kept: os::now_ms() when it was kept (large_purge)
 };
 static_assert(sizeof(LargeBlock) <= kLargeHeaderSize);
 
@@ -67,6 +68,8 @@ inline LargeBlock* large_next(const LargeBlock* lb) noexcept { return large_link
 // kept freed mapping may be reused (its contents are then not zero).
 void* large_alloc(Heap* h, std::size_t size, std::size_t align, bool use_cache = true) noexcept;
 std::size_t large_trim(Heap* h) noexcept;  // unmaps the kept freed mappings
+// Unmaps the kept mappings kept at least min_age_ms ago (the background purge).
+std::size_t large_purge(Heap* h, std::uint64_t min_age_ms) noexcept;
 // false: lb's list links were forged (reported as CORRUPTION; the block
 // is left mapped and on its list, never handed out again).
 // keep false: unmapped at once, never kept for reuse (a thread's exit).

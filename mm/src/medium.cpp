@@ -97,7 +97,7 @@ void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t s
   std::uint64_t now = os::now_ms();
   pool->trim_since_ms = now;
   std::uint64_t due = now + g_medium_trim_delay_ms.load(std::memory_order_relaxed);
-  if (!m.trim_due_ms || m.trim_due_ms > due) m.trim_due_ms = due;
+  if (!m.trim_due_ms || m.trim_due_ms > due) __atomic_store_n(&m.trim_due_ms, due, __ATOMIC_RELAXED);  // (a hint: medium_purge_due)
 }
 // Gives back the tops whose delay is over (arena lock held).
 void sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
@@ -115,7 +115,7 @@ void sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {
     if (char* top = top_run(pool, &size); top && give_back_top_locked(pool, top, size, pool->top_keep, kMediumTrimThreshold))
       pool->trimmed = true;
   }
-  m.trim_due_ms = next;
+  __atomic_store_n(&m.trim_due_ms, next, __ATOMIC_RELAXED);
 }
 // Sweeps when a delay is over: the clock is read only while one runs.
 inline void maybe_sweep_trims_locked(MediumTier& m) noexcept {
@@ -655,6 +655,14 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
   return released;
 }
 }  // namespace
+
+void medium_purge_due(Heap* h) noexcept {
+  for (MediumTier& m : h->medium) {
+    if (!__atomic_load_n(&m.trim_due_ms, __ATOMIC_RELAXED)) continue;  // no top waits (a hint)
+    ArenaGuard g(h, m);
+    maybe_sweep_trims_locked(m);
+  }
+}
 
 std::size_t medium_trim(Heap* h) noexcept {
   std::size_t released = 0;

@@ -176,7 +176,9 @@ inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t
     return __atomic_load_n(&reinterpret_cast<const MediumTag*>(block + size)->size_flags, __ATOMIC_RELAXED) & kInUse;
   return medium_free_follows(pool, off + size);
 }
-std::size_t medium_trim(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
+std::size_t medium_trim(Heap* h) noexcept;
+// Gives back the pool tops whose trim delay is over (the background purge).
+void medium_purge_due(Heap* h) noexcept;  // unmaps empty medium pools and gives back the whole free pages of the others
 // Drops every block of h: each pool becomes one free run again (kept
 // mapped; its dirty pages are trimmed after the delay).  No thread may use
 // the heap meanwhile; thread caches are reset by the caller.

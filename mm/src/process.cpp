@@ -1,6 +1,7 @@
 // strata — this copy of strata in its process: initialisation, fork and
 // the finalisation point (process.hpp).
 #include "process.hpp"
+#include "purge.hpp"
 
 #include <link.h>
 #include <pthread.h>
@@ -51,6 +52,7 @@ void fork_child() noexcept {
   for_each_heap_lock([](Lock& l) { l.reset_after_fork(); });
   g_heaps_lock.reset_after_fork();
   thread_cache_after_fork_child();
+  purge_thread_after_fork_child();
 }
 
 // Whether this copy of strata is part of the main program (the first object
@@ -148,7 +150,8 @@ __attribute__((destructor(101))) static void strata_module_fini() noexcept {
     }
     f.fn(f.ctx);
   }
-  if (!g_unloadable) return;  // libstrata.so: never unloaded, keeps its heap and its key
+  if (!g_unloadable) return;
+  purge_thread_stop();  // its code is this copy's  // libstrata.so: never unloaded, keeps its heap and its key
   // A copy in a shared library gives back everything its heaps hold: the
   // library is being unloaded (or the process ends, which this code cannot
   // tell apart).  Not a copy in the main program: at exit, threads that are

@@ -22,6 +22,7 @@
 #include "medium.hpp"
 #include "os.hpp"
 #include "process.hpp"
+#include "purge.hpp"
 #include "thread_local.hpp"
 #include "track.hpp"
 
@@ -319,6 +320,7 @@ ThreadCache* cache_for(Heap* h) noexcept {
   }
   if (tc && h == &g_default_heap) t_cache = tc;
   t_busy = false;
+  if (tc) purge_thread_maybe_start();  // (opt-in; nothing once it runs)
   return tc;
 }
 

@@ -104,3 +104,24 @@ TEST_CASE("a purge delay of -1 keeps the emptied spans", "[.purge-never]") {
   strata_heap_trim(nullptr);
   CHECK(os_bytes() < before + kKept);
 }
+
+// Run by the purge_thread entry (STRATA_PURGE_THREAD=1, a 200 ms delay):
+// a live thread frees a burst and then makes no call at all; the background
+// thread gives the spans back.
+TEST_CASE("the background purge gives back a burst while the program sleeps", "[.purge-thread]") {
+  const std::size_t before = os_bytes();
+  burst(nullptr);
+  CHECK(os_bytes() > before + kBurst / 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 + 500));  // the delay, then a few periods
+  CHECK(os_bytes() < before + kKept);
+}
+
+// Without the background thread, the same sleep keeps them (no call, no
+// purge): what STRATA_PURGE_THREAD is for.
+TEST_CASE("without the background purge a sleeping program keeps its burst", "[purge]") {
+  const std::size_t before = os_bytes();
+  burst(nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  CHECK(os_bytes() > before + kBurst / 2);
+  strata_heap_trim(nullptr);
+}
