@@ -43,12 +43,20 @@ void burst(strata_pool_t* pool) {
   v.reserve(kBurst / 64);
   for (std::size_t i = 0; i < kBurst / 64; ++i) {
     void* p = pool ? strata_pool_malloc(pool, 64) : strata_malloc(64);
-    REQUIRE(p != nullptr);
+    if (!p) std::abort();  // (no Catch assertion: it runs in worker threads, and Catch is not thread-safe)
     std::memset(p, 1, 64);
     v.push_back(p);
   }
   for (void* p : v) pool ? strata_pool_free(pool, p) : strata_free(p);
 }
+
+// Under a sanitizer the shadow memory makes the resident set say nothing
+// about strata's: only the heap's own count is checked there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kRssMeaningful = false;
+#else
+constexpr bool kRssMeaningful = true;
+#endif
 
 std::size_t os_bytes(strata_pool_t* pool = nullptr) { return st::summary(pool).os_reserved_bytes; }
 
@@ -61,7 +69,7 @@ TEST_CASE("an exiting thread's emptied spans go back at its exit", "[purge]") {
   b.join();
   // 50 MiB went through the heap.
   CHECK(os_bytes() < before + kKept);
-  CHECK(rss_bytes() < rss_before + 8 * kMiB);
+  if (kRssMeaningful) CHECK(rss_bytes() < rss_before + 8 * kMiB);
 }
 
 TEST_CASE("a pool's spans go back at the exit of the thread that emptied them", "[purge]") {
