@@ -53,17 +53,6 @@ bool overlaps(const void* a, std::size_t na, const void* b, std::size_t nb) {
   return x < y + nb && y < x + na;
 }
 
-std::size_t rss_kib() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  std::size_t kib = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmRSS: %zu", &kib) == 1) break;
-  std::fclose(f);
-  return kib;
-}
-
 }  // namespace
 
 // Issue 23, case 1: the address of a stack buffer written into a freed
@@ -285,7 +274,7 @@ TEST_CASE("forged list links in a large header are CORRUPTION", "[hardening]") {
 // Case 8: a request no machine can back fails at once with ENOMEM and
 // costs no memory (it used to succeed after 20 s, with 8 GiB of address map).
 TEST_CASE("impossible sizes fail with ENOMEM and cost nothing", "[hardening]") {
-  std::size_t before = rss_kib();
+  std::size_t before = st::rss_kib();
   for (std::size_t n : {std::size_t{1} << 46, (std::size_t{1} << 46) + 1, std::size_t{1} << 47,
                         std::size_t{1} << 62, SIZE_MAX / 2, SIZE_MAX - 4096}) {
     INFO("size " << n);
@@ -304,7 +293,7 @@ TEST_CASE("impossible sizes fail with ENOMEM and cost nothing", "[hardening]") {
     CHECK(errno == ENOMEM);
     strata_free(p);  // still the caller's
   }
-  CHECK(rss_kib() < before + 16 * 1024);
+  CHECK(st::rss_kib() < before + 16 * 1024);
 }
 
 // Case 9: under an address-space limit, a heap full of freed blocks must

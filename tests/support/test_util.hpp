@@ -181,6 +181,18 @@ inline std::size_t mapped_bytes() {
 
 // True when the page holding `p` is mapped (mincore fails with ENOMEM for
 // an unmapped page).
+// The process's resident set (VmRSS), in KiB; 0 if it cannot be read.
+inline std::size_t rss_kib() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  std::size_t kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %zu", &kib) == 1) break;
+  std::fclose(f);
+  return kib;
+}
+
 inline bool page_mapped(const void* p) {
   static const std::uintptr_t page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   unsigned char v;

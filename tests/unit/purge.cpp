@@ -26,16 +26,7 @@ constexpr std::size_t kBurst = 25 * kMiB;  // per thread, in 64-byte blocks
 // address space, not resident), plus a little.
 constexpr std::size_t kKept = 6 * kMiB;
 
-std::size_t rss_bytes() {
-  FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  std::size_t kib = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::sscanf(line, "VmRSS: %zu", &kib) == 1) break;
-  std::fclose(f);
-  return kib * 1024;
-}
+std::size_t rss_bytes() { return st::rss_kib() * 1024; }
 
 // Allocates kBurst bytes of 64-byte blocks (written), then frees them all.
 void burst(strata_pool_t* pool) {
