@@ -11,6 +11,18 @@ namespace strata::detail {
 std::atomic<std::uintptr_t> g_secret{0};
 std::uintptr_t g_link_key = 0;
 
+// The link key: bit 0 set (an all-zero link never decodes to a plausible
+// block), and each of its two top bytes — the bits no block address has —
+// neither 0x00 nor 0xff, so that a link overwritten with a small or a small
+// negative number (top bytes 0x0000 or 0xffff: most data) always decodes to
+// an implausible address; any other value passes with probability 1/64,516
+// times 1/16 (the alignment).
+static std::uintptr_t link_key_from(std::uint64_t r) noexcept {
+  auto byte_ok = [](std::uint64_t b) { return 1 + b % 254; };  // 0x01 .. 0xfe
+  std::uint64_t hi = byte_ok((r >> 56) & 0xff) << 56 | byte_ok((r >> 48) & 0xff) << 48;
+  return static_cast<std::uintptr_t>((r & 0x0000ffffffffffffull) | hi | 1);
+}
+
 // The thread that sets g_secret sets the link key from its own second random
 // word (bit 0 set: an all-zero link never decodes to a plausible block); a
 // thread that lost the race waits for it, so that no block is linked with a
@@ -20,7 +32,7 @@ void secret_init() noexcept {
   std::uintptr_t expected = 0;
   if (g_secret.compare_exchange_strong(expected, static_cast<std::uintptr_t>(os::random_u64() | 1),
                                        std::memory_order_acq_rel))
-    __atomic_store_n(&g_link_key, static_cast<std::uintptr_t>(os::random_u64()) | 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_link_key, link_key_from(os::random_u64()), __ATOMIC_RELEASE);
   else
     while (!__atomic_load_n(&g_link_key, __ATOMIC_ACQUIRE)) {
     }

@@ -37,9 +37,11 @@ struct Block {
 // holds the pointer knows; the key here is not in any block).  A link a
 // program overwrote decodes to an address of no one's choosing, and every
 // decoded link is checked before it is followed: on the fast path, for the
-// bits no block address has (above 48 bits, below 16-byte alignment: a
-// forged word passes with probability 2^-21; an all-zero word never, the key
-// has bit 0 set), on the slow paths against the chunk map (a carved block of
+// bits no block address has (above 48 bits, below 16-byte alignment; the
+// key's bit 0 is set and its top bytes are neither 0x00 nor 0xff, so a word
+// of zero, a small or a small negative number never passes, another with
+// probability 1 / (64,516 * 16): mapping.cpp), on the slow paths against the
+// chunk map (a carved block of
 // the list's class and heap).  A thread cache bin ends at kBinEnd, which
 // fails the fast check too: the pop's one test sends both an empty bin and a
 // forged link to the slow path, which tells them apart.  Lists of the tiers
