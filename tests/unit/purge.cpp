@@ -81,8 +81,9 @@ TEST_CASE("a burst freed by a live thread goes back after the delay, at the next
   REQUIRE(ms > 0);
   const std::size_t before = os_bytes();
   burst(nullptr);
-  const std::size_t after_burst = os_bytes();
-  CHECK(after_burst > before + kBurst / 2);  // kept: freed less than the delay ago
+  // (What went empty more than the delay before the burst's end may already
+  // be gone, given back by the burst's own releases: no check on it, the
+  // burst's length depends on the build.)
   std::this_thread::sleep_for(std::chrono::milliseconds(ms + 150));
   // A slow path: the first blocks of a class this thread has not used.
   void* p = strata_malloc(1500);
@@ -110,17 +111,16 @@ TEST_CASE("a purge delay of -1 keeps the emptied spans", "[.purge-never]") {
 TEST_CASE("the background purge gives back a burst while the program sleeps", "[.purge-thread]") {
   const std::size_t before = os_bytes();
   burst(nullptr);
-  CHECK(os_bytes() > before + kBurst / 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(200 + 500));  // the delay, then a few periods
   CHECK(os_bytes() < before + kKept);
 }
 
-// Without the background thread, the same sleep keeps them (no call, no
-// purge): what STRATA_PURGE_THREAD is for.
+// Without the background thread, the same sleep gives nothing back (no
+// call, no purge): what STRATA_PURGE_THREAD is for.
 TEST_CASE("without the background purge a sleeping program keeps its burst", "[purge]") {
-  const std::size_t before = os_bytes();
   burst(nullptr);
+  const std::size_t after_burst = os_bytes();
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  CHECK(os_bytes() > before + kBurst / 2);
+  CHECK(os_bytes() == after_burst);
   strata_heap_trim(nullptr);
 }
