@@ -16,8 +16,7 @@ void medium_cache_push_over_budget(ThreadCache* tc, CacheBin& bin, Block* b, std
 }
 void medium_cache_poisoned(ThreadCache* tc, CacheBin& bin, const Block* b) noexcept {
   (void)tc;
-  bin.head = kBinEnd;
-  bin.room = bin.max;
+  bin_clear(bin);
   report(STRATA_ERROR_CORRUPTION, b, "malloc",
          "a medium block's link in a thread cache was overwritten after it was freed (a use after free): the "
          "list is dropped, its blocks are never handed out");

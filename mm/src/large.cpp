@@ -113,6 +113,18 @@ void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
   os::unmap(base, size);
   heap_account_os(h, -static_cast<std::ptrdiff_t>(size));
 }
+// Unmaps a chain (linked through next) of mappings taken off the tier and
+// the chunk map under the lock; the bytes unmapped.
+std::size_t release_chain(Heap* h, LargeBlock* chain) noexcept {
+  std::size_t released = 0;
+  while (chain) {
+    LargeBlock* next = chain->next;
+    released += chain->map_size;
+    release_unindexed(h, chain->base, chain->map_size);
+    chain = next;
+  }
+  return released;
+}
 
 // The kept block of heap h that starts exactly at `at`, or null (lock held).
 // The chunk map tells whether `at` is strata's large memory before its header
@@ -353,11 +365,7 @@ bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
       if (!kept) chunk_map::clear_range(lb->base, size);
     }
     heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
-    while (evicted) {
-      LargeBlock* next = evicted->next;
-      release_unindexed(h, evicted->base, evicted->map_size);
-      evicted = next;
-    }
+    release_chain(h, evicted);
     if (!kept) release_unindexed(h, lb->base, size);
     return true;
   }
@@ -500,35 +508,11 @@ std::size_t large_purge(Heap* h, std::uint64_t min_age_ms) noexcept {
       lb = next;
     }
   }
-  std::size_t released = 0;
-  while (chain) {
-    LargeBlock* next = chain->next;
-    released += chain->map_size;
-    release_unindexed(h, chain->base, chain->map_size);
-    chain = next;
-  }
-  return released;
+  return release_chain(h, chain);
 }
 
-std::size_t large_trim(Heap* h) noexcept {
-  std::size_t released = 0;
-  for (;;) {
-    LargeBlock* lb;
-    {
-      TierGuard g(h->large);
-      lb = h->large.cached;
-      if (!lb) break;
-      if (!cache_remove_locked(h->large, lb)) {
-        cache_drop_locked(h->large);
-        break;
-      }
-      unindex_locked(lb);
-    }
-    released += lb->map_size;
-    release_unindexed(h, lb->base, lb->map_size);
-  }
-  return released;
-}
+// Every kept mapping: each was kept at or before now.
+std::size_t large_trim(Heap* h) noexcept { return large_purge(h, 0); }
 
 void large_release_all(Heap* h) noexcept {
   LargeTier& t = h->large;

@@ -97,7 +97,8 @@ void trim_top_locked(MediumTier& m, MediumPool* pool, char* block, std::size_t s
   std::uint64_t now = os::now_ms();
   pool->trim_since_ms = now;
   std::uint64_t due = now + g_medium_trim_delay_ms.load(std::memory_order_relaxed);
-  if (!m.trim_due_ms || m.trim_due_ms > due) __atomic_store_n(&m.trim_due_ms, due, __ATOMIC_RELAXED);  // (a hint: medium_purge_due)
+  // (Stored atomically: medium_purge_due reads it as a hint without the lock.)
+  if (!m.trim_due_ms || m.trim_due_ms > due) __atomic_store_n(&m.trim_due_ms, due, __ATOMIC_RELAXED);
 }
 // Gives back the tops whose delay is over (arena lock held).
 void sweep_trims_locked(MediumTier& m, std::uint64_t now) noexcept {

@@ -150,8 +150,8 @@ __attribute__((destructor(101))) static void strata_module_fini() noexcept {
     }
     f.fn(f.ctx);
   }
-  if (!g_unloadable) return;
-  purge_thread_stop();  // its code is this copy's  // libstrata.so: never unloaded, keeps its heap and its key
+  if (!g_unloadable) return;  // libstrata.so: never unloaded, keeps its heap and its key
+  purge_thread_stop();        // the background purge runs this copy's code
   // A copy in a shared library gives back everything its heaps hold: the
   // library is being unloaded (or the process ends, which this code cannot
   // tell apart).  Not a copy in the main program: at exit, threads that are

@@ -16,18 +16,18 @@ namespace {
 
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
-// A link decoded from a list of class c of heap h, checked before it is
-// followed: plausible, a chunk the chunk map gives to a span of that class
-// and heap (so the span header and the block may be read), and a block that
-// carries its free cookie (a block start, free: a program without the secret
-// cannot make one).  An overflow that reaches a free block's link has
-// overwritten its cookie first.
 // A block of a span already proven (so the address may be read): aligned
 // and carrying its free cookie (which no word of the span header or of a
 // live block has, but by a guess of the secret).
 inline bool link_in_chunk(std::uintptr_t a, std::uintptr_t secret) noexcept {
   return (a & (kMinAlign - 1)) == 0 && reinterpret_cast<const Block*>(a)->cookie == (a ^ secret);
 }
+// A link decoded from a list of class c of heap h, checked before it is
+// followed: plausible, a chunk the chunk map gives to a span of that class
+// and heap (so the span header and the block may be read), and a block that
+// carries its free cookie (a block start, free: a program without the secret
+// cannot make one).  An overflow that reaches a free block's link has
+// overwritten its cookie first.
 inline bool link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept {
   if (!link_plausible(a)) return false;
   std::uintptr_t chunk = a & ~(kChunkSize - 1);
@@ -161,8 +161,7 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
 std::size_t purge_locked(Heap* h, std::uint64_t now, std::uint64_t min_age) noexcept {
   __atomic_store_n(&h->spans.purge_ms, now, __ATOMIC_RELAXED);  // read as a hint by small_purge_due
   std::size_t released = 0;
-  std::size_t in_use = h->spans.count - h->spans.free_count;
-  std::size_t limit = in_use / kFreeSpansPerUsed > kFreeSpansKept ? in_use / kFreeSpansPerUsed : kFreeSpansKept;
+  const std::size_t limit = free_spans_kept(h->spans.count, h->spans.free_count);
   // Unmapped in address order, adjacent spans (common: regions are carved
   // in order) in one system call.
   constexpr unsigned kBatch = 64;
@@ -397,8 +396,7 @@ void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noex
   Heap* h = tc->heap;
   if (STRATA_UNLIKELY(!link_valid(h, c, bin.head))) {  // a forged link a pop took as the head
     const void* at = reinterpret_cast<const void*>(bin.head);
-    bin.head = kBinEnd;
-    bin.room = bin.max;
+    bin_clear(bin);
     return report_forged(at, "free");
   }
   auto* head = reinterpret_cast<Block*>(bin.head);
@@ -418,8 +416,7 @@ void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noex
     bin.head = link_of(tail);  // checked when it is taken
     bin.room += static_cast<std::int32_t>(n);
   } else {
-    bin.head = kBinEnd;
-    bin.room = bin.max;
+    bin_clear(bin);
   }
   set_next(tail, nullptr);
   small_return_chain(h, c, head, tail, i);
@@ -467,8 +464,7 @@ void* small_alloc_slow(Heap* h, ThreadCache* tc, unsigned c) noexcept {
     // The fast path found a forged link at the head of the bin: dropped.
     CacheBin& bin = tc->bins[c];
     const void* at = reinterpret_cast<const void*>(bin.head);
-    bin.head = kBinEnd;
-    bin.room = bin.max;
+    bin_clear(bin);
     report_forged(at, "malloc");
   }
   std::uint32_t got;

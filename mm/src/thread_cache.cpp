@@ -199,16 +199,11 @@ void thread_cache_reset_all(Heap* h) noexcept {
   LockGuard m(h->meta_lock);
   for (ThreadCache* tc = h->caches; tc; tc = tc->next) {
     for (unsigned c = 0; c < kNumClasses; ++c) {
-      for (CacheBin* bin : {&tc->bins[c], &tc->foreign[c]}) {
-        bin->head = kBinEnd;
-        bin->room = bin->max;
-      }
+      bin_clear(tc->bins[c]);
+      bin_clear(tc->foreign[c]);
       tc->owned[c] = tc->own_partial[c] = nullptr;
     }
-    for (CacheBin& bin : tc->medium_bins) {
-      bin.head = kBinEnd;
-      bin.room = bin.max;
-    }
+    for (CacheBin& bin : tc->medium_bins) bin_clear(bin);
     tc->medium_cached_bytes = 0;
     tc->parked_large = nullptr;
     tc->parked_large_bytes = 0;
@@ -353,8 +348,7 @@ void medium_cache_flush(ThreadCache* tc) noexcept {
       set_next(b, chain);
       chain = b;
     }
-    bin.head = kBinEnd;
-    bin.room = bin.max;
+    bin_clear(bin);
   }
   tc->medium_cached_bytes = 0;
   Block* rejected = chain ? medium_free_chain(tc->heap, chain) : nullptr;

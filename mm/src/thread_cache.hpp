@@ -38,6 +38,12 @@ struct CacheBin {
   std::int32_t room = 0;
   std::int32_t max = 0;
 };
+// Empties a bin without looking at its blocks (they were given back, or are
+// dropped: a forged list, a heap reset).
+inline void bin_clear(CacheBin& b) noexcept {
+  b.head = kBinEnd;
+  b.room = b.max;
+}
 // Blocks in a bin, as read by another thread for a report: a relaxed snapshot.
 __attribute__((no_sanitize("thread"))) inline std::uint32_t bin_count(const CacheBin& b) noexcept {
   std::int32_t n = b.max - *static_cast<const volatile std::int32_t*>(&b.room);
