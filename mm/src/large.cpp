@@ -113,6 +113,19 @@ void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
   os::unmap(base, size);
   heap_account_os(h, -static_cast<std::ptrdiff_t>(size));
 }
+// Takes kept block lb off the tier and the chunk map onto *chain (linked
+// through next), for release_chain once the lock is released; false, the
+// kept list dropped, if its links were forged.
+bool cache_evict_locked(LargeTier& t, LargeBlock* lb, LargeBlock** chain) noexcept {
+  if (!cache_remove_locked(t, lb)) {
+    cache_drop_locked(t);
+    return false;
+  }
+  unindex_locked(lb);
+  lb->next = *chain;
+  *chain = lb;
+  return true;
+}
 // Unmaps a chain (linked through next) of mappings taken off the tier and
 // the chunk map under the lock; the bytes unmapped.
 std::size_t release_chain(Heap* h, LargeBlock* chain) noexcept {
@@ -354,13 +367,7 @@ bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
           evicted = piece;
           break;
         }
-        if (!cache_remove_locked(t, oldest)) {
-          cache_drop_locked(t);
-          break;
-        }
-        unindex_locked(oldest);
-        oldest->next = evicted;
-        evicted = oldest;
+        if (!cache_evict_locked(t, oldest, &evicted)) break;
       }
       if (!kept) chunk_map::clear_range(lb->base, size);
     }
@@ -496,15 +503,7 @@ std::size_t large_purge(Heap* h, std::uint64_t min_age_ms) noexcept {
     LargeTier& t = h->large;
     for (LargeBlock* lb = t.cached; lb;) {
       LargeBlock* next = large_next(lb);
-      if (lb->requested + min_age_ms <= now) {
-        if (!cache_remove_locked(t, lb)) {
-          cache_drop_locked(t);
-          break;
-        }
-        unindex_locked(lb);
-        lb->next = chain;
-        chain = lb;
-      }
+      if (lb->requested + min_age_ms <= now && !cache_evict_locked(t, lb, &chain)) break;
       lb = next;
     }
   }
