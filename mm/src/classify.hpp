@@ -52,7 +52,7 @@ STRATA_FAST_PATH bool small_block_start(std::uintptr_t a, std::uintptr_t e, Span
 inline std::size_t usable_of(const Info& in, const void* p) noexcept {
   switch (in.kind) {
     case ChunkKind::kSmall: return in.span->block_size;
-    case ChunkKind::kMedium: return medium_usable(p);
+    case ChunkKind::kMedium: return medium_usable(in.pool, p);
     case ChunkKind::kLarge: return large_usable(in.large);
     default: return 0;
   }

@@ -19,9 +19,11 @@ namespace {
 using PoolList = IntrusiveList<&MediumPool::next, &MediumPool::prev>;  // MediumTier::pools
 using BinList = IntrusiveList<&MediumFree::next, &MediumFree::prev>;   // MediumTier::bins[i]
 
+// (A size below one granule, which only a forged tag holds, maps to bin 0
+// rather than outside the bins.)
 inline unsigned bin_index(std::size_t bytes) noexcept {
   std::size_t g = bytes / kMediumGranule;
-  return static_cast<unsigned>((g > kMediumBins ? kMediumBins : g) - 1);
+  return static_cast<unsigned>((g > kMediumBins ? kMediumBins : g < 1 ? 1 : g) - 1);
 }
 inline std::size_t size_of(const MediumTag* t) noexcept { return t->size_flags & kSizeMask; }
 inline MediumTag* tag_at(char* p) noexcept { return reinterpret_cast<MediumTag*>(p); }
@@ -176,11 +178,15 @@ void bin_drop_locked(MediumTier& m, unsigned i, const void* where) noexcept {
   if (!m.corrupt_at) m.corrupt_at = where;
 }
 
+// A link of a free block, read once: a use after free of the program's may
+// write it at any moment, so the value checked is the value used.
+inline MediumFree* link_once(MediumFree* const& link) noexcept { return __atomic_load_n(&link, __ATOMIC_RELAXED); }
+
 // f's successor in bin i, or null at the end, or null with the bin dropped
 // when the link is forged.
 MediumFree* next_free(MediumTier& m, unsigned i, MediumFree* f) noexcept {
-  MediumFree* n = f->next;
-  if (n && STRATA_UNLIKELY(!free_link_valid(m, n) || n->prev != f)) {
+  MediumFree* n = link_once(f->next);
+  if (n && STRATA_UNLIKELY(!free_link_valid(m, n) || link_once(n->prev) != f)) {
     bin_drop_locked(m, i, f);
     return nullptr;
   }
@@ -198,38 +204,52 @@ void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
 void bin_remove(MediumTier& m, char* block) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size_of(&f->tag));
-  MediumFree* n = f->next;
-  MediumFree* p = f->prev;
-  bool linked = p ? free_link_valid(m, p) && p->next == f : m.bins[i] == f;
-  if (STRATA_UNLIKELY(!linked || (n && (!free_link_valid(m, n) || n->prev != f)))) {
+  MediumFree* n = link_once(f->next);
+  MediumFree* p = link_once(f->prev);
+  bool linked = p ? free_link_valid(m, p) && link_once(p->next) == f : m.bins[i] == f;
+  if (STRATA_UNLIKELY(!linked || (n && (!free_link_valid(m, n) || link_once(n->prev) != f)))) {
     bin_drop_locked(m, i, f);
     return;
   }
-  BinList::remove(m.bins[i], f);
+  // BinList::remove with the links checked above (it would read them again).
+  if (p) p->next = n; else m.bins[i] = n;
+  if (n) n->prev = p;
   if (!m.bins[i]) {
     m.bin_mask[i / 32] &= ~(1u << (i % 32));
     if (!m.bin_mask[i / 32]) m.group_mask &= ~(1u << (i / 32));
   }
 }
 
-// Smallest free block of at least `need` bytes (lock held).
-char* bin_find(MediumTier& m, std::size_t need) noexcept {
-  unsigned i = bin_index(need);
-  unsigned g = i / 32;
-  std::uint32_t mask = m.bin_mask[g] & (~0u << (i % 32));
-  if (!mask) {
-    std::uint32_t gm = g == 31 ? 0 : (m.group_mask & (~0u << (g + 1)));
-    if (!gm) return nullptr;
-    g = static_cast<unsigned>(__builtin_ctz(gm));
-    mask = m.bin_mask[g];
+// A free block's size if its tags can be believed (medium_free_run), else
+// 0: an overflow of the live block before it writes its tag.
+std::size_t free_run_size(char* block) noexcept {
+  MediumPool* pool = pool_of(block);
+  return medium_free_run(pool, static_cast<std::size_t>(block - data_of(pool)));
+}
+
+// Smallest free block of at least `need` bytes (lock held), its size in
+// *size.  A block whose tags were forged is not handed out: its bin is
+// dropped, and the search goes on.
+char* bin_find(MediumTier& m, std::size_t need, std::size_t* size) noexcept {
+  for (;;) {
+    unsigned i = bin_index(need);
+    unsigned g = i / 32;
+    std::uint32_t mask = m.bin_mask[g] & (~0u << (i % 32));
+    if (!mask) {
+      std::uint32_t gm = g == 31 ? 0 : (m.group_mask & (~0u << (g + 1)));
+      if (!gm) return nullptr;
+      g = static_cast<unsigned>(__builtin_ctz(gm));
+      mask = m.bin_mask[g];
+    }
+    unsigned b = g * 32 + static_cast<unsigned>(__builtin_ctz(mask));
+    MediumFree* f = m.bins[b];
+    if (b == kMediumBins - 1) {  // the last bin holds every size from 256 KiB up: first fit
+      while (f && size_of(&f->tag) < need) f = next_free(m, b, f);
+      if (!f) return nullptr;
+    }
+    if (STRATA_LIKELY((*size = free_run_size(reinterpret_cast<char*>(f))) >= need)) return reinterpret_cast<char*>(f);
+    bin_drop_locked(m, b, f);
   }
-  unsigned b = g * 32 + static_cast<unsigned>(__builtin_ctz(mask));
-  if (b == kMediumBins - 1) {  // the last bin holds every size from 256 KiB up: first fit
-    for (MediumFree* f = m.bins[b]; f; f = next_free(m, b, f))
-      if (size_of(&f->tag) >= need) return reinterpret_cast<char*>(f);
-    return nullptr;
-  }
-  return reinterpret_cast<char*>(m.bins[b]);
 }
 
 // A free block that an aligned request fits in (lock held): the first one,
@@ -239,7 +259,7 @@ char* bin_find(MediumTier& m, std::size_t need) noexcept {
 // need + align - kMediumGranule bytes, which always fits.  (Asking for the
 // latter only, as all aligned requests once did, skips exact fits: a freed
 // 64 KiB-aligned block of 64 KiB was never reused by the same request.)
-char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align) noexcept {
+char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align, std::size_t* size) noexcept {
   unsigned looked = 0;
   for (unsigned i = bin_index(need); i < kMediumBins && looked < kMediumAlignedScan; ++i) {
     std::uint32_t mask = m.bin_mask[i / 32] & (~0u << (i % 32));
@@ -250,11 +270,14 @@ char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align) noexc
     i = (i / 32) * 32 + static_cast<unsigned>(__builtin_ctz(mask));
     for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = next_free(m, i, f), ++looked) {
       auto b = reinterpret_cast<std::uintptr_t>(f);
-      if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need <= b + size_of(&f->tag))
+      if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need > b + size_of(&f->tag)) continue;
+      if (STRATA_LIKELY((*size = free_run_size(reinterpret_cast<char*>(f))) == size_of(&f->tag)))
         return reinterpret_cast<char*>(f);
+      bin_drop_locked(m, i, f);  // forged tags: the next bins
+      break;
     }
   }
-  return bin_find(m, need + align - kMediumGranule);  // medium_alloc made sure a pool can hold it
+  return bin_find(m, need + align - kMediumGranule, size);  // medium_alloc made sure a pool can hold it
 }
 
 inline std::size_t granule_of(MediumPool* pool, char* block) noexcept {
@@ -441,15 +464,15 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
   char* block;
   {
     ArenaGuard g(h, m);
-    block = aligned ? bin_find_aligned(m, need, align) : bin_find(m, need);
+    std::size_t fsize;  // its size, read once and checked (bin_find)
+    block = aligned ? bin_find_aligned(m, need, align, &fsize) : bin_find(m, need, &fsize);
     if (!block) {
       if (!pool_create(h, m)) return nullptr;
-      block = aligned ? bin_find_aligned(m, need, align) : bin_find(m, need);
+      block = aligned ? bin_find_aligned(m, need, align, &fsize) : bin_find(m, need, &fsize);
       STRATA_CHECK(block, "fresh medium pool has no fitting block");
     }
     auto* pool = pool_of(block);
     bin_remove(m, block);
-    std::size_t fsize = size_of(tag_at(block));
     if (block + fsize == data_end(pool)) pool->trim_since_ms = 0;  // the top is in use again
     std::size_t prev_flag = tag_at(block)->size_flags & kPrevFree;  // always 0: free blocks never touch
     if (aligned) {
@@ -621,9 +644,10 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
   return true;
 }
 
-std::size_t medium_usable(const void* p) noexcept {
+std::size_t medium_usable(MediumPool* pool, const void* p) noexcept {
   // Unlocked: the size bits of a live block are stable, neighbours may flip its flag bits.
-  return medium_block_size_racy(p) - kMediumHeaderSize;
+  std::size_t size = medium_block_size_racy(p);
+  return medium_size_paired(pool, static_cast<const char*>(p) - kMediumHeaderSize, size) ? size - kMediumHeaderSize : 0;
 }
 
 namespace {
@@ -783,17 +807,19 @@ void medium_validate(Heap* h) noexcept {
 // A free block at end_off (a block's end): its size at both of its ends,
 // then the sentinel or an in-use start.  Read without the lock by the
 // unlocked callers of medium_extent_valid (relaxed loads; see there).
-bool medium_free_follows(MediumPool* pool, std::size_t end_off) noexcept {
+std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept {
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
   char* data = data_of(pool);
-  auto* free_tag = tag_at(data + end_off);
+  auto* free_tag = tag_at(data + off);
   std::size_t flags = __atomic_load_n(&free_tag->size_flags, __ATOMIC_RELAXED), fs = flags & kSizeMask;
-  if ((flags & kInUse) || fs < kMediumGranule || fs > kTotal - end_off) return false;
-  const std::size_t f_end = (end_off + fs) / kMediumGranule;
+  if ((flags & kInUse) || fs < kMediumGranule || fs > kTotal - off) return 0;
+  const std::size_t f_end = (off + fs) / kMediumGranule;
   auto* after = tag_at(data + f_end * kMediumGranule);
-  return (__atomic_load_n(&after->size_flags, __ATOMIC_RELAXED) & kPrevFree) &&
-         __atomic_load_n(&after->prev_size, __ATOMIC_RELAXED) == fs &&
-         (f_end == kMediumPoolGranules || ((medium_starts_word(pool, f_end / 64) >> (f_end % 64)) & 1));
+  const std::size_t after_flags = __atomic_load_n(&after->size_flags, __ATOMIC_RELAXED);
+  bool valid = (after_flags & kPrevFree) && (after_flags & kInUse) &&
+               __atomic_load_n(&after->prev_size, __ATOMIC_RELAXED) == fs &&
+               (f_end == kMediumPoolGranules || ((medium_starts_word(pool, f_end / 64) >> (f_end % 64)) & 1));
+  return valid ? fs : 0;
 }
 
 }  // namespace strata::detail

@@ -111,7 +111,10 @@ strata_error_kind medium_free(Heap* h, MediumPool* pool, void* p) noexcept;
 // down to granules) when it is that big, at least new_size); false if it
 // cannot grow.
 bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_size, std::size_t want = 0) noexcept;
-std::size_t medium_usable(const void* p) noexcept;
+// A live block's usable bytes, read without the lock: its size is read once
+// and believed only if the tag after the block repeats it (0 otherwise: a
+// tag overwritten since it was checked).
+std::size_t medium_usable(MediumPool* pool, const void* p) noexcept;
 // Frees a chain of medium blocks of live starts (linked through Block::next)
 // under one lock; returns those whose tags are not to be believed
 // (check_locked), not freed, for the caller to report.
@@ -155,9 +158,14 @@ STRATA_FAST_PATH bool medium_size_paired(MediumPool* pool, const char* block, st
 inline std::uint64_t medium_starts_word(const MediumPool* pool, std::size_t w) noexcept {
   return __atomic_load_n(&pool->starts[w], __ATOMIC_RELAXED);
 }
-// The free-neighbour case of medium_extent_valid (out of line: the common
-// case of an in-use neighbour stays small enough to inline).
-bool medium_free_follows(MediumPool* pool, std::size_t end_off) noexcept;
+// The size of the free block at data offset `off` if its tags can be
+// believed (its size ends at a tag that repeats it and says "in use, the
+// block before is free": an in-use start or the pool's sentinel), else 0;
+// its tag is
+// read once.  The free-neighbour case of medium_extent_valid (out of line:
+// the common case of an in-use neighbour stays small enough to inline), and
+// the check of a free block before a request is carved from it.
+std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept;
 inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t size) noexcept {
   auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
@@ -171,10 +179,11 @@ inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t
     if (bits) return false;
     g += n;
   }
-  if (e == kMediumPoolGranules) return true;
-  if ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1)  // an in-use start: its tag must say so
+  // The pool's sentinel or an in-use start: its tag must say "in use" (an
+  // overflow into the sentinel would otherwise make the free merge with it).
+  if (e == kMediumPoolGranules || ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1))
     return __atomic_load_n(&reinterpret_cast<const MediumTag*>(block + size)->size_flags, __ATOMIC_RELAXED) & kInUse;
-  return medium_free_follows(pool, off + size);
+  return medium_free_run(pool, off + size) != 0;
 }
 std::size_t medium_trim(Heap* h) noexcept;
 // Gives back the pool tops whose trim delay is over (the background purge).

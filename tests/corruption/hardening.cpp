@@ -186,6 +186,84 @@ TEST_CASE("a forged link in the medium cache is CORRUPTION, never the forged add
   }
 }
 
+// Case 4 from the other side: a live block's overflow into the tag of the
+// free block after it (16 bytes of 0x41, a size below one granule, a size
+// 64 KiB too large with the block still free).  The requests that would be
+// carved from that free block must neither cover the live blocks around it
+// nor crash: its tag is checked against the tag after it first, and a
+// forged one is CORRUPTION (the free block is dropped, a leak).
+TEST_CASE("an overflow into a free medium neighbour's tag is CORRUPTION, never overlapping memory", "[hardening]") {
+  const std::size_t n = 5000;
+  for (int forgery = 0; forgery < 3; ++forgery) {
+    INFO("forgery " << forgery);
+    Handler h;
+    // A fresh medium pool: a, b and c are carved from it in a row.  b is
+    // freed by a thread that then exits, which flushes its cache: b is a
+    // free run in its bin, not a block in a thread's medium cache.
+    strata_pool_t* pool = strata_pool_create();
+    void *a, *b, *c;
+    std::thread([&] {
+      a = strata_pool_malloc(pool, n);
+      b = strata_pool_malloc(pool, n);
+      c = strata_pool_malloc(pool, n);
+      strata_pool_free(pool, b);
+    }).join();
+    const std::size_t ua = strata_usable_size(a);
+    if (static_cast<char*>(b) != static_cast<char*>(a) + ua + 16 ||
+        static_cast<char*>(c) != static_cast<char*>(b) + ua + 16) {
+      FAIL("the three blocks are not neighbours: nothing to overflow into");
+    }
+    auto* tag = reinterpret_cast<std::size_t*>(static_cast<char*>(a) + ua);  // b's tag: prev_size, size_flags
+    const std::size_t saved[2] = {tag[0], tag[1]};
+    if (forgery == 0) std::memset(tag, 0x41, 16);
+    if (forgery == 1) tag[1] = 0x40;
+    if (forgery == 2) tag[1] += 65536;
+    if (kValidatesEveryChange) std::memcpy(tag, saved, 16);
+    std::vector<void*> got;
+    for (std::size_t m : {n, n, std::size_t{60000}, std::size_t{60000}}) {
+      void* r = strata_pool_malloc(pool, m);
+      CHECK(r != nullptr);
+      CHECK_FALSE(overlaps(r, m, a, n));
+      CHECK_FALSE(overlaps(r, m, c, n));
+      got.push_back(r);
+    }
+    if (!kValidatesEveryChange) {
+      CHECK(g_reports.calls >= 1);
+      CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+    }
+    for (void* r : got) strata_pool_free(pool, r);
+    std::memcpy(tag, saved, 16);  // mended: the pool's release reads no tag, but a's free would
+    strata_pool_destroy(pool);
+  }
+}
+
+// The same overflow out of the last block of a pool lands on the pool's
+// sentinel tag: a free must not take the sentinel for a free neighbour and
+// merge with it (its size is garbage, the merged block would reach past
+// the pool).  Eight blocks of 638 granules tile a fresh pool exactly.
+TEST_CASE("an overflow into a medium pool's sentinel is CORRUPTION when the last block is freed", "[hardening]") {
+  const std::size_t n = 638 * 256 - 16;
+  Handler h;
+  strata_pool_t* pool = strata_pool_create();
+  void* blocks[8];
+  for (void*& b : blocks) b = strata_pool_malloc(pool, n);
+  for (int i = 1; i < 8; ++i)
+    REQUIRE(static_cast<char*>(blocks[i]) == static_cast<char*>(blocks[i - 1]) + n + 16);
+  auto* sentinel = reinterpret_cast<std::size_t*>(static_cast<char*>(blocks[7]) + n);
+  const std::size_t saved[2] = {sentinel[0], sentinel[1]};
+  sentinel[1] = 0x4141414141414140;  // "free", of a size no pool holds
+  if (kValidatesEveryChange) std::memcpy(sentinel, saved, 16);
+  // Freed by a thread that exits: its cache's flush takes the tier's path.
+  std::thread([&] { strata_pool_free(pool, blocks[7]); }).join();
+  if (!kValidatesEveryChange) {
+    CHECK(g_reports.calls == 1);
+    CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+    CHECK(g_reports.address == blocks[7]);
+  }
+  std::memcpy(sentinel, saved, 16);
+  strata_pool_destroy(pool);
+}
+
 // Case 5: a live block's size made 64 KiB larger (in use kept), freed, then
 // a request of that size: it must not be served by that block over its live
 // neighbour.
