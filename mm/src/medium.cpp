@@ -220,11 +220,17 @@ void bin_remove(MediumTier& m, char* block) noexcept {
   }
 }
 
-// A free block's size if its tags can be believed (medium_free_run), else
-// 0: an overflow of the live block before it writes its tag.
-std::size_t free_run_size(char* block) noexcept {
-  MediumPool* pool = pool_of(block);
-  return medium_free_run(pool, static_cast<std::size_t>(block - data_of(pool)));
+// The size of free block f of bin b if its tag can be believed, else 0: an
+// overflow of the live block before it writes that tag.  A bin below the
+// last holds one size, which the tag must say exactly (and no flag: a free
+// block is not in use and never follows a free one), one load and compare;
+// the size of a block of the last bin must lie inside its pool and be
+// repeated after it (the pair, [M5]).  The tag is read once.
+std::size_t free_size_checked(unsigned b, MediumFree* f) noexcept {
+  const std::size_t tag = __atomic_load_n(&f->tag.size_flags, __ATOMIC_RELAXED);
+  if (STRATA_LIKELY(b < kMediumBins - 1)) return tag == std::size_t{b + 1} * kMediumGranule ? tag : 0;
+  auto* block = reinterpret_cast<char*>(f);
+  return (tag & ~kSizeMask) == 0 && medium_size_paired(pool_of(block), block, tag) ? tag : 0;
 }
 
 // Smallest free block of at least `need` bytes (lock held), its size in
@@ -247,7 +253,7 @@ char* bin_find(MediumTier& m, std::size_t need, std::size_t* size) noexcept {
       while (f && size_of(&f->tag) < need) f = next_free(m, b, f);
       if (!f) return nullptr;
     }
-    if (STRATA_LIKELY((*size = free_run_size(reinterpret_cast<char*>(f))) >= need)) return reinterpret_cast<char*>(f);
+    if (STRATA_LIKELY((*size = free_size_checked(b, f)) >= need)) return reinterpret_cast<char*>(f);
     bin_drop_locked(m, b, f);
   }
 }
@@ -271,8 +277,7 @@ char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align, std::
     for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = next_free(m, i, f), ++looked) {
       auto b = reinterpret_cast<std::uintptr_t>(f);
       if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need > b + size_of(&f->tag)) continue;
-      if (STRATA_LIKELY((*size = free_run_size(reinterpret_cast<char*>(f))) == size_of(&f->tag)))
-        return reinterpret_cast<char*>(f);
+      if (STRATA_LIKELY((*size = free_size_checked(i, f)) == size_of(&f->tag))) return reinterpret_cast<char*>(f);
       bin_drop_locked(m, i, f);  // forged tags: the next bins
       break;
     }
