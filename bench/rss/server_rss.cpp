@@ -20,7 +20,17 @@
 // sample, "sample t_ms=<ms> rss_kib=<kib> live_kib=<kib> phase=<name>",
 // and one line per idle period's end,
 // "idle phase=<name> rss_kib=<kib> live_kib=<kib>".
+// Under strata (its strata_heap_regions found in the process), each idle
+// period's end also gets where strata's resident pages are, by use of its
+// regions (every heap of the copy, mincore over each region):
+// "strata phase=<name> small_kib=.. medium_kib=.. large_kib=..
+// bookkeeping_kib=.. free_kib=..": "small" are spans holding small blocks
+// (live or free in the span or in a thread's cache), "free" are regions
+// holding none (empty spans kept, free medium chunks, kept large mappings).
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <strata/state.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -54,6 +64,32 @@ std::atomic<long> g_live_bytes{0};
 std::atomic<int> g_phase{0};
 const char* const kPhases[] = {"burst", "burst-idle", "threads", "threads-idle", "grow", "grow-idle", "flush",
                                "flush-idle"};
+
+// ---- where strata's resident pages are (found at run time: the program
+// calls only malloc/free, and runs under every allocator) ----
+constexpr int kUses = 8;  // strata_map_use values
+struct Resident {
+  bool found = false;
+  long kib[kUses] = {};
+};
+Resident g_resident[4];
+int resident_visit(const strata_region_t* r, void* ctx) {
+  auto* out = static_cast<Resident*>(ctx);
+  static unsigned char vec[4096];  // one byte per page, 16 MiB of region at a time
+  for (std::uintptr_t a = r->start; a < r->end;) {
+    std::size_t len = r->end - a < sizeof vec * 4096 ? r->end - a : sizeof vec * 4096;
+    if (mincore(reinterpret_cast<void*>(a), len, vec) == 0)
+      for (std::size_t i = 0; i < (len + 4095) / 4096; ++i) out->kib[r->use % kUses] += (vec[i] & 1) * 4;
+    a += len;
+  }
+  return 1;
+}
+void sample_resident(Resident* out) {
+  using Regions = int (*)(strata_pool_t*, unsigned, strata_region_visitor_t, void*, unsigned);
+  auto regions = reinterpret_cast<Regions>(dlsym(RTLD_DEFAULT, "strata_heap_regions"));
+  if (!regions) return;
+  out->found = regions(nullptr, STRATA_REGIONS_ALL_HEAPS, resident_visit, out, STRATA_WAIT_FOREVER) >= 0;
+}
 
 long rss_kib() {
   static int fd = -1;
@@ -173,6 +209,7 @@ int main(int argc, char** argv) {
     g_phase.store(2 * k + 1);
     std::this_thread::sleep_for(std::chrono::milliseconds(kIdleMs));
     idle_end[k] = {rss_kib(), g_live_bytes.load() / 1024};
+    sample_resident(&g_resident[k]);
   };
   // burst:
   g_phase.store(0);
@@ -240,5 +277,12 @@ int main(int argc, char** argv) {
                 g_samples[i].live_kib, kPhases[g_samples[i].phase]);
   for (int k = 0; k < 4; ++k)
     std::printf("idle phase=%s rss_kib=%ld live_kib=%ld\n", kPhases[2 * k], idle_end[k].rss_kib, idle_end[k].live_kib);
+  for (int k = 0; k < 4; ++k) {
+    const Resident& r = g_resident[k];
+    if (r.found)
+      std::printf("strata phase=%s small_kib=%ld medium_kib=%ld large_kib=%ld bookkeeping_kib=%ld free_kib=%ld\n",
+                  kPhases[2 * k], r.kib[STRATA_MAP_SMALL], r.kib[STRATA_MAP_MEDIUM], r.kib[STRATA_MAP_LARGE],
+                  r.kib[STRATA_MAP_BOOKKEEPING], r.kib[STRATA_MAP_FREE]);
+  }
   return 0;
 }

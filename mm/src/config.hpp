@@ -38,18 +38,19 @@ inline constexpr std::size_t kThreadCacheBytesPerClass = 8192;  // batch = this 
 // many, until the full batch after kCacheSlowStartSteps refills.
 inline constexpr std::size_t kCacheSlowStartBytes = 1024;
 inline constexpr unsigned kCacheSlowStartSteps = 3;
-// Empty small spans a heap keeps mapped: always kFreeSpansKept, one per
-// kFreeSpansPerUsed spans in use if that is more, and beyond that every span
-// that went empty less than the purge delay ago (STRATA_PURGE_DELAY_MS,
-// options.hpp: 1 s by default, like mimalloc's purge delay).  A heap whose spans empty
-// and fill again all the time (CPython's object churn) would otherwise unmap
-// and map spans by the thousand, each a system call, a TLB shootdown and up
-// to 16 page faults (about 11 us each on the benchmark VM).
+// Empty small spans a heap keeps mapped: always kFreeSpansKept, and beyond
+// that every span that went empty less than the purge delay ago
+// (STRATA_PURGE_DELAY_MS, options.hpp: 1 s by default, like mimalloc's purge
+// delay).  A heap whose spans empty and fill again all the time (CPython's
+// object churn) would otherwise unmap and map spans by the thousand, each a
+// system call, a TLB shootdown and up to 16 page faults (about 11 us each on
+// the benchmark VM).  (Until issue 24 it also kept one per 4 spans in use
+// however long they had been free: 78 spans, 5 MiB, in the RSS benchmark's
+// flush phase with nothing live.)
 inline constexpr unsigned kFreeSpansKept = 16;
 // Spans in the first region mapped for spans; each later region doubles,
 // up to 16 times this (4 MiB): a big heap maps its spans in few system calls.
 inline constexpr unsigned kSpansPerMap = 4;
-inline constexpr unsigned kFreeSpansPerUsed = 4;
 
 // ---- medium tier ----
 inline constexpr std::size_t kMediumGranule = 256;

@@ -243,11 +243,12 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
   return lb->user;
 }
 
-// Takes tc's parked block out of tc (it must have one) and makes it live again.
+// Takes tc's parked block out of tc and makes it live again; null if it has
+// none (or the background purge took it first).
 LargeBlock* take_parked(ThreadCache* tc) noexcept {
-  LargeBlock* lb = tc->parked_large;
-  tc->parked_large = nullptr;
-  tc->parked_large_bytes = 0;
+  LargeBlock* lb = __atomic_exchange_n(&tc->parked_large, nullptr, __ATOMIC_ACQ_REL);
+  if (!lb) return nullptr;
+  __atomic_store_n(&tc->parked_large_bytes, 0, __ATOMIC_RELAXED);
   set_large_magic(lb, kLargeMagic);
   return lb;
 }
@@ -258,13 +259,40 @@ bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept {
   if (lb->map_size > kLargeParkMax || reinterpret_cast<char*>(lb) != lb->base) return false;
   large_unpark(tc);  // the block parked before
   set_large_magic(lb, kLargeParkedMagic);
-  tc->parked_large = lb;
-  tc->parked_large_bytes = lb->map_size;
+  __atomic_store_n(&tc->parked_large_bytes, lb->map_size, __ATOMIC_RELAXED);
+  __atomic_store_n(&tc->parked_large, lb, __ATOMIC_RELEASE);
   return true;
 }
 
 void large_unpark(ThreadCache* tc, bool keep) noexcept {
-  if (tc->parked_large) large_free(tc->heap, take_parked(tc), keep);
+  if (LargeBlock* lb = take_parked(tc)) large_free(tc->heap, lb, keep);
+}
+
+void large_reclaim_parked(Heap* h) noexcept {
+  constexpr unsigned kMax = 64;  // per call: the rest on the next
+  LargeBlock* taken[kMax];
+  unsigned n = 0;
+  {
+    LockGuard g(h->meta_lock);  // the cache list
+    for (ThreadCache* tc = h->caches; tc && n < kMax; tc = tc->next) {
+      LargeBlock* seen = tc->parked_seen;
+      LargeBlock* now = __atomic_load_n(&tc->parked_large, __ATOMIC_ACQUIRE);
+      tc->parked_seen = now;
+      if (!now || now != seen) continue;
+      // Parked since the last call: its thread has not freed or allocated a
+      // large block for at least a purge period.  Taken unless its thread
+      // takes it first.
+      if (!__atomic_compare_exchange_n(&tc->parked_large, &now, nullptr, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        continue;
+      __atomic_store_n(&tc->parked_large_bytes, 0, __ATOMIC_RELAXED);
+      tc->parked_seen = nullptr;
+      taken[n++] = now;
+    }
+  }
+  for (unsigned i = 0; i < n; ++i) {
+    set_large_magic(taken[i], kLargeMagic);
+    large_free(h, taken[i], /*keep=*/false);  // it has idled a period already: unmapped
+  }
 }
 
 namespace {
@@ -274,11 +302,13 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
     // eighth to spare (the rule a kept mapping is split by); else it joins
     // the kept mappings first, where it merges with its kept neighbours
     // and may serve this request.
-    if (ThreadCache* tc = cache_lookup(h); tc && tc->parked_large) {
-      std::size_t have = tc->parked_large->map_size;
-      std::size_t map_size = request_map_size(size);  // wrapped for a huge size, which the bound rejects
-      if (size <= kLargeParkMax && have >= map_size && serves_whole(have, map_size)) return take_parked(tc)->user;
-      large_unpark(tc);
+    if (ThreadCache* tc = cache_lookup(h); tc && __atomic_load_n(&tc->parked_large, __ATOMIC_RELAXED)) {
+      if (LargeBlock* lb = take_parked(tc)) {  // (the background purge may have taken it meanwhile)
+        std::size_t have = lb->map_size;
+        std::size_t map_size = request_map_size(size);  // wrapped for a huge size, which the bound rejects
+        if (size <= kLargeParkMax && have >= map_size && serves_whole(have, map_size)) return lb->user;
+        large_free(h, lb);
+      }
     }
     if (void* p = large_alloc_cached(h, size)) return p;
   }

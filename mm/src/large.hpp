@@ -125,5 +125,10 @@ bool large_park(ThreadCache* tc, LargeBlock* lb) noexcept;
 // Gives tc's parked block, if any, to large_free (cache flush).
 // keep false: the parked block is unmapped, not kept (the thread exits).
 void large_unpark(ThreadCache* tc, bool keep = true) noexcept;
+// The background purge (process heap only: a pool's reset or destroy frees
+// its caches' parked blocks itself, with no lock this could take): every
+// block parked in a thread's cache since the previous call is taken and
+// unmapped.  A thread that idles keeps no parked mapping for long.
+void large_reclaim_parked(Heap* h) noexcept;
 
 }  // namespace strata::detail

@@ -511,6 +511,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
     pool->used_bytes += fsize;
     m.blocks++;
     m.bytes += fsize;
+    __atomic_store_n(&m.changes, m.changes + 1, __ATOMIC_RELAXED);  // read without the lock by medium_purge_due
     need = fsize;
     maybe_validate(m, pool);
   }
@@ -545,6 +546,7 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
     pool->used_bytes -= fsize;
     m.blocks--;
     m.bytes -= fsize;
+    __atomic_store_n(&m.changes, m.changes + 1, __ATOMIC_RELAXED);
     char* next = block + fsize;
     if (!(tag_at(next)->size_flags & kInUse)) {
       bin_remove(m, next);
@@ -684,10 +686,48 @@ std::size_t give_back_inner_runs_locked(MediumTier& m) noexcept {
   }
   return released;
 }
+
+// Everything free in arena m goes back (lock held): its empty pools are
+// unmapped, the dirty pages of the other pools' free tops (the pad
+// included: a trim does not grow the pad) and the whole pages inside their
+// other free runs are given back.  Returns the bytes.
+std::size_t trim_arena_locked(Heap* h, MediumTier& m) noexcept {
+  std::size_t released = 0;
+  MediumPool* pool = m.pools;
+  while (pool) {
+    MediumPool* next = pool->next;
+    if (pool->used_blocks == 0) {
+      bin_remove(m, data_of(pool));  // its one free block
+      m.empty_pools--;
+      pool_destroy_locked(h, pool);
+      released += kMediumPoolSize;
+    } else if (std::size_t size; char* top = top_run(pool, &size)) {
+      released += give_back_top_locked(pool, top, size, 0, kPageSize);
+      pool->trim_since_ms = 0;
+    }
+    pool = next;
+  }
+  return released + give_back_inner_runs_locked(m);
+}
 }  // namespace
 
 void medium_purge_due(Heap* h) noexcept {
   for (MediumTier& m : h->medium) {
+    // An arena nobody has allocated from or freed into since the last call
+    // (the background purge calls every half delay) is idle: all its free
+    // memory goes back, once.  Otherwise only the tops whose delay is over.
+    const std::uint64_t changes = __atomic_load_n(&m.changes, __ATOMIC_RELAXED);
+    const bool idle = changes == m.changes_seen;
+    m.changes_seen = changes;
+    if (idle && !m.idle_trimmed) {
+      ArenaGuard g(h, m);
+      if (m.changes == changes) {
+        trim_arena_locked(h, m);
+        m.idle_trimmed = true;
+      }
+      continue;
+    }
+    if (!idle) m.idle_trimmed = false;
     if (!__atomic_load_n(&m.trim_due_ms, __ATOMIC_RELAXED)) continue;  // no top waits (a hint)
     ArenaGuard g(h, m);
     maybe_sweep_trims_locked(m);
@@ -698,23 +738,7 @@ std::size_t medium_trim(Heap* h) noexcept {
   std::size_t released = 0;
   for (MediumTier& m : h->medium) {
     ArenaGuard g(h, m);
-    MediumPool* pool = m.pools;
-    while (pool) {
-      MediumPool* next = pool->next;
-      if (pool->used_blocks == 0) {
-        bin_remove(m, data_of(pool));  // its one free block
-        m.empty_pools--;
-        pool_destroy_locked(h, pool);
-        released += kMediumPoolSize;
-      } else if (std::size_t size; char* top = top_run(pool, &size)) {
-        // A free run ends the pool: give back all its dirty pages, the pad
-        // included (an explicit trim does not grow the pad).
-        released += give_back_top_locked(pool, top, size, 0, kPageSize);
-        pool->trim_since_ms = 0;
-      }
-      pool = next;
-    }
-    released += give_back_inner_runs_locked(m);
+    released += trim_arena_locked(h, m);
   }
   return released;
 }

@@ -86,6 +86,13 @@ struct alignas(64) MediumTier {
   std::size_t blocks = 0;  // in use
   std::size_t bytes = 0;   // in use (block sizes incl. tag)
   std::uint64_t trim_due_ms = 0;  // earliest trim_since_ms + trim delay of its pools; 0: none waits
+  // Allocations and frees so far (written under the lock, read without it),
+  // and what the background purge saw last time and did (its own fields):
+  // an arena whose count stands still between two of its calls is idle, and
+  // has all its free memory given back once (medium_purge_due).
+  std::uint64_t changes = 0;
+  std::uint64_t changes_seen = 0;
+  bool idle_trimmed = false;
   std::uint32_t group_mask = 0;
   // A bin link found forged (a use after free wrote into a free block's
   // links): the first such address since the lock was taken, reported by

@@ -60,6 +60,7 @@ void purge_all_due() noexcept {
   for (Heap* h = g_heaps; h; h = h->next) {
     if (small_purge_hint(h->spans)) small_purge_due(h);
     medium_purge_due(h);
+    if (h == &g_default_heap) large_reclaim_parked(h);
     large_purge(h, purge_delay_ms());
   }
 }

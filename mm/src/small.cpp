@@ -155,13 +155,12 @@ Span* span_acquire(Heap* h, unsigned c) noexcept {
   return s;
 }
 
-// Unmaps the oldest free spans beyond the limit (kFreeSpansKept, or one per
-// kFreeSpansPerUsed spans in use) that went empty at least min_age ms ago
-// (spans.lock held); the bytes unmapped.
+// Unmaps the oldest free spans beyond kFreeSpansKept that went empty at
+// least min_age ms ago (spans.lock held); the bytes unmapped.
 std::size_t purge_locked(Heap* h, std::uint64_t now, std::uint64_t min_age) noexcept {
   __atomic_store_n(&h->spans.purge_ms, now, __ATOMIC_RELAXED);  // read as a hint by small_purge_due
   std::size_t released = 0;
-  const std::size_t limit = free_spans_kept(h->spans.count, h->spans.free_count);
+  const std::size_t limit = kFreeSpansKept;
   // Unmapped in address order, adjacent spans (common: regions are carved
   // in order) in one system call.
   constexpr unsigned kBatch = 64;

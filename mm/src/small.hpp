@@ -141,18 +141,10 @@ struct SpanStore {
   std::size_t free_count = 0;
   std::size_t count = 0;
 };
-// The free spans a purge keeps, of `all` spans `free` of which are free:
-// kFreeSpansKept, or one per kFreeSpansPerUsed in use if that is more.
-inline std::size_t free_spans_kept(std::size_t all, std::size_t free) noexcept {
-  const std::size_t per_used = (all - free) / kFreeSpansPerUsed;
-  return per_used > kFreeSpansKept ? per_used : kFreeSpansKept;
-}
-// More free spans than the purge keeps: the counts read without the lock.
+// More free spans than the purge keeps (kFreeSpansKept), the count read
+// without the lock.
 inline bool small_purge_hint(const SpanStore& st) noexcept {
-  const std::size_t free = __atomic_load_n(&st.free_count, __ATOMIC_RELAXED);
-  if (free <= kFreeSpansKept) return false;  // (the common case: one load)
-  const std::size_t all = __atomic_load_n(&st.count, __ATOMIC_RELAXED);
-  return all >= free && free > free_spans_kept(all, free);
+  return __atomic_load_n(&st.free_count, __ATOMIC_RELAXED) > kFreeSpansKept;
 }
 
 // ---- small.cpp ----

@@ -205,8 +205,9 @@ void thread_cache_reset_all(Heap* h) noexcept {
     }
     for (CacheBin& bin : tc->medium_bins) bin_clear(bin);
     tc->medium_cached_bytes = 0;
-    tc->parked_large = nullptr;
-    tc->parked_large_bytes = 0;
+    __atomic_store_n(&tc->parked_large, nullptr, __ATOMIC_RELAXED);
+    __atomic_store_n(&tc->parked_large_bytes, 0, __ATOMIC_RELAXED);
+    tc->parked_seen = nullptr;
     tc->central_pending = 0;
   }
 }

@@ -73,8 +73,12 @@ struct ThreadCache {
   std::ptrdiff_t central_pending;
   // The thread's last freed large block (magic kLargeParkedMagic), or null:
   // still in the tier's live list and counted as handed out (large_park).
+  // Taken with an atomic exchange by its thread and, for the process heap,
+  // by the background purge (large_reclaim_parked): whoever gets it frees
+  // or reuses it.
   LargeBlock* parked_large;
   std::size_t parked_large_bytes;  // its mapped bytes (0 when none): a report reads this, never the block
+  LargeBlock* parked_seen;         // the background purge's: the block it saw parked on its last call
   // Refills of each small class so far, up to kCacheSlowStartSteps: the
   // first refills take fewer blocks (slow start), so a short process or a
   // thread that allocates a few blocks of a class touches one page of its

@@ -6,9 +6,12 @@
 // hidden [.purge-never] case), the checks read the heap's own count of the
 // bytes it has mapped, and the resident set.
 #include <catch2/catch.hpp>
+#include <strata/state.h>
 #include <strata/strata.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -50,6 +53,12 @@ constexpr bool kRssMeaningful = true;
 #endif
 
 std::size_t os_bytes(strata_pool_t* pool = nullptr) { return st::summary(pool).os_reserved_bytes; }
+std::size_t parked_mappings() {
+  static strata_heap_state_t s;  // (big: not on the stack)
+  s.size = sizeof s;
+  if (strata_heap_state(nullptr, &s, STRATA_WAIT_FOREVER) != 0) std::abort();
+  return s.large.parked_mappings;
+}
 
 }  // namespace
 
@@ -113,6 +122,71 @@ TEST_CASE("the background purge gives back a burst while the program sleeps", "[
   burst(nullptr);
   std::this_thread::sleep_for(std::chrono::milliseconds(200 + 500));  // the delay, then a few periods
   CHECK(os_bytes() < before + kKept);
+}
+
+// The background purge's idle reclaim (purge_thread entry): a live heap
+// with many spans in use still gives back every span free for the delay
+// but the 16 it always keeps (it once kept one per 4 in use besides).
+TEST_CASE("the background purge keeps no more than 16 free spans beside a big live set", "[.purge-thread]") {
+  // 64 MiB of 64-byte blocks allocated in order: the first half freed
+  // empties whole spans, the second half stays live (about 512 spans, for
+  // which the old rule kept 128 free spans, 8 MiB).
+  std::vector<void*> v(64 * kMiB / 64);
+  for (void*& p : v) std::memset(p = strata_malloc(64), 1, 64);
+  const std::size_t before = os_bytes();
+  for (std::size_t i = 0; i < v.size() / 2; ++i) strata_free(v[i]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 + 600));
+  // 32 MiB went free: all but the kept 1 MiB (and a span or two at the
+  // boundary, and the caches) is gone.
+  CHECK(os_bytes() < before - 28 * kMiB);
+  for (std::size_t i = v.size() / 2; i < v.size(); ++i) strata_free(v[i]);
+}
+
+// An idle medium arena gives back the pages inside its free runs: every
+// eighth 8 KiB block stays live, so no pool is empty and no run ends a pool.
+TEST_CASE("the background purge gives back the free pages inside an idle medium arena", "[.purge-thread]") {
+  std::vector<void*> v(32 * kMiB / 8192);
+  for (void*& p : v) std::memset(p = strata_malloc(8192), 1, 8192);
+  strata_thread_flush();  // (what the thread's medium cache holds is not the arena's)
+  const std::size_t rss_before = rss_bytes();
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (i % 8) strata_free(v[i]);
+  strata_thread_flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 + 600));
+  // 28 MiB went free in runs of 56 KiB: their inner pages (about 48 KiB of
+  // each) go back.
+  if (kRssMeaningful) CHECK(rss_bytes() < rss_before - 16 * kMiB);
+  for (std::size_t i = 0; i < v.size(); i += 8) strata_free(v[i]);
+}
+
+// A thread that freed a large block and then idles (without exiting) keeps
+// it parked in its cache; the background purge takes it from there.
+TEST_CASE("the background purge unmaps a large block parked by an idle thread", "[.purge-thread]") {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool freed = false, done = false;
+  std::thread t([&] {
+    void* p = strata_malloc(kMiB);
+    std::memset(p, 1, kMiB);
+    strata_free(p);  // parked in this thread's cache
+    std::unique_lock<std::mutex> g(mu);
+    freed = true;
+    cv.notify_all();
+    cv.wait(g, [&] { return done; });  // idle, alive
+  });
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait(g, [&] { return freed; });
+  }
+  CHECK(parked_mappings() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200 + 600));
+  CHECK(parked_mappings() == 0);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    done = true;
+  }
+  cv.notify_all();
+  t.join();
 }
 
 // Without the background thread, the same sleep gives nothing back (no
