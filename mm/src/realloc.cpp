@@ -29,12 +29,14 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
   Info in = classify(p, /*check_medium=*/false);
   // A medium block that the unlocked look does not confirm (a live start
   // whose tag's size agrees with the start bitmap) gets the locked, precise
-  // diagnosis.
+  // diagnosis.  Its size is read once: the value checked is the value used.
+  std::size_t msize = 0;
   if (in.err == STRATA_ERROR_NONE && in.kind == ChunkKind::kMedium &&
       !(medium_is_live_start(in.pool, p) &&
-        medium_size_paired(in.pool, static_cast<char*>(p) - kMediumHeaderSize, medium_block_size_racy(p)))) {
+        medium_size_paired(in.pool, static_cast<char*>(p) - kMediumHeaderSize, msize = medium_block_size_racy(p)))) {
     in.err = medium_check(in.pool, p);
     if (in.err != STRATA_ERROR_NONE) in.msg = medium_message(in.err);
+    msize = medium_block_size_racy(p);  // checked under the lock
   }
   if (in.err != STRATA_ERROR_NONE) {
     report(in.err, p, op, in.msg);
@@ -59,7 +61,7 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
       return move_block(h, in, p, bs, small_grow_target(n, bs), op);
     }
     case ChunkKind::kMedium: {
-      std::size_t usable = medium_block_size_racy(p) - kMediumHeaderSize;
+      std::size_t usable = msize - kMediumHeaderSize;
       if (n <= usable) {
         if (medium_keeps_in_place(n, usable)) {
           if (medium_trims_tail(n, usable)) medium_resize_in_place(h, in.pool, p, n);
