@@ -26,14 +26,16 @@ inline constexpr std::uint64_t kOptionNever = std::uint64_t{1} << 62;
 // X(id, env name, kind, default, min, max, doc)
 #define STRATA_OPTIONS(X)                                                                                         \
   X(kPurgeDelayMs, "STRATA_PURGE_DELAY_MS", kUInt, 1000, 0, kOptionNever,                                         \
-    "milliseconds an empty small span waits before it goes back to the OS (beyond the 16 a heap keeps, or one "   \
-    "per four in use); 0 gives them back at once, -1 never. A thread's exit gives back what it emptied at once. " \
-    "Read when strata first needs it.")                                                                           \
+    "milliseconds an empty small span waits before it goes back to the OS (beyond the 16 a heap keeps); 0 "      \
+    "gives them back at once, -1 never. A thread's exit gives back what it emptied at once. Read when strata "  \
+    "first needs it.")                                                                                            \
   X(kPurgeThread, "STRATA_PURGE_THREAD", kBool, 0, 0, 1,                                                          \
     "when set to anything but 0, a background thread runs the due purges (empty spans after "                    \
-    "STRATA_PURGE_DELAY_MS, medium pool tops after STRATA_TRIM_DELAY_MS) every half delay, for programs that "   \
-    "free a burst and then sleep. Started with the first thread cache; stopped when the copy of strata that "    \
-    "runs it is unloaded.")                                                                                       \
+    "STRATA_PURGE_DELAY_MS, medium pool tops after STRATA_TRIM_DELAY_MS, kept large mappings after the purge "  \
+    "delay) every half delay, for programs that free a burst and then sleep; it also gives back all the free "  \
+    "memory of a medium arena nobody used since its last run, and unmaps a large block parked in the cache of "  \
+    "a thread that has not used the large tier since (docs/design.md, \"What runs the purge\"). Started with "  \
+    "the first thread cache; stopped when the copy of strata that runs it is unloaded.")                         \
   X(kTrimDelayMs, "STRATA_TRIM_DELAY_MS", kUInt, kMediumTrimDelayMs, 0, std::uint64_t{1} << 40,                   \
     "milliseconds a free run at the top of a medium pool waits before its pages (beyond the pad) go back to "     \
     "the OS; 0 gives them back at once (glibc's behaviour). Read when strata sets up its first thread cache.")    \
