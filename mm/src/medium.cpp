@@ -277,7 +277,8 @@ char* bin_find_aligned(MediumTier& m, std::size_t need, std::size_t align, std::
     for (MediumFree* f = m.bins[i]; f && looked < kMediumAlignedScan; f = next_free(m, i, f), ++looked) {
       auto b = reinterpret_cast<std::uintptr_t>(f);
       if (align_up(b + kMediumHeaderSize, align) - kMediumHeaderSize + need > b + size_of(&f->tag)) continue;
-      if (STRATA_LIKELY((*size = free_size_checked(i, f)) == size_of(&f->tag))) return reinterpret_cast<char*>(f);
+      if (STRATA_LIKELY((*size = free_size_checked(i, f)) != 0 && *size == size_of(&f->tag)))
+        return reinterpret_cast<char*>(f);
       bin_drop_locked(m, i, f);  // forged tags: the next bins
       break;
     }
@@ -833,9 +834,9 @@ void medium_validate(Heap* h) noexcept {
   }
 }
 
-// A free block at end_off (a block's end): its size at both of its ends,
-// then the sentinel or an in-use start.  Read without the lock by the
-// unlocked callers of medium_extent_valid (relaxed loads; see there).
+// The free block at data offset `off`: its size at both of its ends, then
+// the sentinel or an in-use start (medium.hpp).  Read without the lock by
+// the unlocked callers of medium_extent_valid (relaxed loads; see there).
 std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept {
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
   char* data = data_of(pool);
