@@ -113,7 +113,7 @@ void repair_bin(CacheBin& bin, Valid valid) noexcept {
   std::int32_t n = 0;
   Block* last = nullptr;  // the last block kept
   for (std::uintptr_t a = bin.head; a != kBinEnd; a = link_of(last)) {
-    if (n == bin.max || !link_plausible(a) || !valid(reinterpret_cast<Block*>(a))) {
+    if (n == 3 * bin.max || !link_plausible(a) || !valid(reinterpret_cast<Block*>(a))) {  // (a bin may hold up to 2.5 times max)
       if (last) set_link(last, kBinEnd);
       else bin.head = kBinEnd;
       break;

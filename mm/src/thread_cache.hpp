@@ -31,6 +31,8 @@ inline constexpr std::uintptr_t kBinEnd = 1;
 // first block's address, or kBinEnd), linked through Block::link.  `room`
 // counts down as blocks are freed into the bin (count == max - room); the
 // owning thread alone writes it, a reporter reads it racily (see bin_count).
+// room goes below 0 for a while when a refill took a span's whole free list
+// (small.cpp, take_locked): up to 2.5 times max, spilled at the next frees.
 // A head that is neither kBinEnd nor a plausible address is a link a
 // program overwrote (the slow path reports it).
 struct CacheBin {
