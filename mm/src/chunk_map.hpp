@@ -8,6 +8,19 @@
 // pool, large block header, metadata region; 64 KiB- or 8-byte aligned) with
 // the ChunkKind in the low 3 bits.  kFreed entries remember that strata
 // returned the chunk to the OS (a later free of it is a late double free).
+//
+// Spans, medium pools and metadata regions name their owner in every chunk.
+// A large block does not: its cost in the map must not grow with its size
+// (a 16 GiB block would be 262,144 entries).  Its index (an Extent, below)
+// is O(log n) entries: its anchors -- the first and last chunk and the
+// chunks of its header and user pointer -- name the block, and the chunks
+// between them are covered by interior marks (kInterior), each on the first
+// chunk of an aligned power-of-two run of chunks with the run's size in the
+// mark, the runs a segment tree would split the gap into (at most 2 log2 n
+// per gap).  in_interior() finds whether an address lies in such a run by
+// probing the address's chunk aligned down to each power of two.  A mark
+// holds no address: a stale one can only mislabel a pointer as an interior
+// one, never make strata read memory.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -18,7 +31,7 @@
 
 namespace strata::detail {
 
-enum class ChunkKind : std::uintptr_t { kNone = 0, kSmall = 1, kMedium = 2, kLarge = 3, kMeta = 4, kFreed = 5 };
+enum class ChunkKind : std::uintptr_t { kNone = 0, kSmall = 1, kMedium = 2, kLarge = 3, kMeta = 4, kFreed = 5, kInterior = 6 };
 
 namespace chunk_map {
 
@@ -61,6 +74,41 @@ inline std::uintptr_t make(const void* owner, ChunkKind k) noexcept {
 bool set_range(const void* base, std::size_t size, std::uintptr_t entry) noexcept;
 // Marks [base, base+size) as returned to the OS.
 void clear_range(const void* base, std::size_t size) noexcept;
+// ---- a large block's index (O(log n) entries; see the top of this file) ----
+// The chunks [base, base + size) (64 KiB aligned) with the anchors header
+// and user (addresses inside the range).
+struct Extent {
+  std::uintptr_t base;
+  std::size_t size;
+  std::uintptr_t header;
+  std::uintptr_t user;
+};
+inline bool operator==(const Extent& a, const Extent& b) noexcept {
+  return a.base == b.base && a.size == b.size && a.header == b.header && a.user == b.user;
+}
+// Writes x's index: `entry` on its anchors, the interior marks between
+// them.  Maps the leaves of the whole range first, so that a later index of
+// any extent inside ranges indexed before never needs a new leaf; false
+// (nothing written) if a leaf could not be mapped.
+bool set_extent(const Extent& x, std::uintptr_t entry) noexcept;
+// Writes `value` (kNone or kFreed) on every entry of x's index that is not
+// also an entry of keep's (null: none kept).  Never maps a leaf.
+void clear_extent(const Extent& x, std::uintptr_t value, const Extent* keep = nullptr) noexcept;
+// Re-indexes a block that changes from `was` to `now`: now's index is
+// written, then what is left of was's is cleared (kNone).  A reader sees
+// the anchors it needs at every moment.  false (nothing changed) if a leaf
+// could not be mapped.
+bool move_extent(const Extent& was, const Extent& now, std::uintptr_t entry) noexcept;
+// Whether addr lies in a run an interior mark covers: inside some large
+// block of this copy, not in one of its anchors.  At most one probe per
+// power of two up to the largest block indexed so far.
+bool in_interior(std::uintptr_t addr) noexcept;
+// The entries x's index writes (anchors and marks): O(log n).
+std::size_t extent_entries(const Extent& x) noexcept;
+// Whether every entry of x's index holds what set_extent(x, entry) wrote
+// (the large tier's validator).
+bool extent_indexed(const Extent& x, std::uintptr_t entry) noexcept;
+
 // Bytes mapped for leaves (bookkeeping overhead of the whole strata copy).
 std::size_t leaf_bytes() noexcept;
 // Unmaps every leaf that indexes nothing (all its entries none or freed) and

@@ -12,7 +12,7 @@ bool large_header_valid(const LargeBlock* lb) noexcept {
   if (((base | size) & (kChunkSize - 1)) || size == 0 || base > self || size > kSpace || base >= kSpace ||
       self - base >= size || reinterpret_cast<std::uintptr_t>(lb->user) != self + kLargeHeaderSize)
     return false;
-  // What set_range wrote when the block was mapped: every chunk names it,
+  // The block's index (large.hpp [L2]): its first and last chunk name it,
   // the chunk after it does not (a size made smaller or larger fails).
   const std::uintptr_t want = chunk_map::make(lb, ChunkKind::kLarge);
   if (chunk_map::lookup(base) != want || chunk_map::lookup(base + size - kChunkSize) != want ||
@@ -25,6 +25,17 @@ bool large_header_valid(const LargeBlock* lb) noexcept {
          h->magic == kHeapMagic;
 }
 
+namespace {
+// An address between a large block's anchors (chunk_map.hpp): inside a
+// block, though the map does not say which.
+Info large_interior(Info& in) noexcept {
+  in.kind = ChunkKind::kInterior;
+  in.err = STRATA_ERROR_INTERIOR_POINTER;
+  in.msg = "the address points inside a large block, not at its start";
+  return in;
+}
+}  // namespace
+
 Info classify(const void* p, bool check_medium) noexcept {
   Info in;
   auto a = reinterpret_cast<std::uintptr_t>(p);
@@ -32,15 +43,19 @@ Info classify(const void* p, bool check_medium) noexcept {
   in.kind = chunk_map::kind_of(e);
   switch (in.kind) {
     case ChunkKind::kNone:
+      if (chunk_map::in_interior(a)) return large_interior(in);
       in.err = STRATA_ERROR_FOREIGN_POINTER;
       in.msg = "the address was not allocated by this strata (a stack or global address, another allocator's "
                "block, or a wild pointer)";
       return in;
-    case ChunkKind::kFreed:
+    case ChunkKind::kFreed:  // (a tombstone a large block mapped there later covers)
+      if (chunk_map::in_interior(a)) return large_interior(in);
       in.err = STRATA_ERROR_FREED_MEMORY;
       in.msg = "the address is not a live block: strata returned this memory to the OS earlier, so it is a "
                "block freed before (double free), a stale pointer, or memory someone else has mapped there since";
       return in;
+    case ChunkKind::kInterior:
+      return large_interior(in);
     case ChunkKind::kMeta:
       in.err = STRATA_ERROR_INTERIOR_POINTER;
       in.msg = "the address points into strata's own bookkeeping, not at a block";

@@ -64,6 +64,27 @@ void link_locked(LargeTier& t, LargeBlock* lb) noexcept {
   return true;
 }
 
+// A block's index in the chunk map (chunk_map.hpp, O(log n) entries): its
+// anchors are the first and last chunk of its mapping and the chunks of its
+// header and user pointer; interior marks cover the chunks between them.
+chunk_map::Extent extent_of(const LargeBlock* lb) noexcept {
+  return {reinterpret_cast<std::uintptr_t>(lb->base), lb->map_size, reinterpret_cast<std::uintptr_t>(lb),
+          reinterpret_cast<std::uintptr_t>(lb->user)};
+}
+// A kept block's (its header at the mapping's start).
+chunk_map::Extent kept_extent(const char* base, std::size_t size) noexcept {
+  auto b = reinterpret_cast<std::uintptr_t>(base);
+  return {b, size, b, b + kLargeHeaderSize};
+}
+inline std::uintptr_t entry_of(const LargeBlock* lb) noexcept { return chunk_map::make(lb, ChunkKind::kLarge); }
+// Re-indexes lb, whose header changed from `was` (lock held), inside ranges
+// indexed before: no new leaf is needed (set_extent mapped every leaf of
+// an indexed range), so this cannot fail.
+void reindex_locked(const chunk_map::Extent& was, const LargeBlock* lb) noexcept {
+  const bool ok = chunk_map::move_extent(was, extent_of(lb), entry_of(lb));
+  STRATA_CHECK(ok, "a large block's chunk-map leaf is missing");
+}
+
 void cache_push_locked(LargeTier& t, LargeBlock* lb) noexcept {
   set_large_magic(lb, kLargeCachedMagic);
   lb->requested = os::now_ms();  // a kept block's: when it was kept (large_purge)
@@ -107,7 +128,7 @@ LargeBlock* cache_take_locked(LargeTier& t, std::size_t map_size) noexcept {
 // and loses its magic under that lock, and is unmapped only after that.
 void unindex_locked(LargeBlock* lb) noexcept {
   set_large_magic(lb, 0);
-  chunk_map::clear_range(lb->base, lb->map_size);
+  chunk_map::clear_extent(extent_of(lb), static_cast<std::uintptr_t>(ChunkKind::kFreed));
 }
 void release_unindexed(Heap* h, char* base, std::size_t size) noexcept {
   os::unmap(base, size);
@@ -152,19 +173,26 @@ LargeBlock* kept_block_at(Heap* h, char* at) noexcept {
 // Makes [base, base + size) a kept block with its header at base, merged with
 // kept neighbours (lock held).  Neighbours may be separate mappings; a merged
 // block is still unmapped correctly, and mremap on it simply fails over to a
-// move when the kernel kept the mappings apart.  `indexed`: the chunk map
-// already points every chunk of the range at base (a freed block whose
-// header was at its mapping's start), so only what a merge changes is
-// written (an 8 MiB block is 128 entries).
-LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed = false) noexcept {
+// move when the kernel kept the mappings apart.  `was`: the range's index
+// in the chunk map now (a freed block's; null: not indexed), rewritten only
+// where it differs (a freed block whose header was at its mapping's start
+// is indexed as a kept block already).
+LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, const chunk_map::Extent* was = nullptr) noexcept {
   LargeTier& t = h->large;
   if (base == nullptr) return nullptr;  // never a mapping (and base - kChunkSize below must not wrap)
-  // Index the piece first (this may need a new chunk-map leaf, and fail);
-  // merged neighbours are indexed already.
-  if (!indexed && !chunk_map::set_range(base, size, chunk_map::make(base, ChunkKind::kLarge))) return nullptr;
-  char* const piece = base;
-  const std::size_t piece_size = size;
+  // Index the piece first (this may need a new chunk-map leaf, and fail with
+  // nothing changed); merged neighbours are indexed already, so from here on
+  // no new leaf is needed.
+  const chunk_map::Extent piece = kept_extent(base, size);
+  const std::uintptr_t piece_entry = chunk_map::make(base, ChunkKind::kLarge);
+  if (!was ? !chunk_map::set_extent(piece, piece_entry)
+           : !(*was == piece) && !chunk_map::move_extent(*was, piece, piece_entry))
+    return nullptr;
+  chunk_map::Extent right_x{}, left_x{};
+  bool merged_right = false, merged_left = false;
   if (LargeBlock* right = kept_block_at(h, base + size); right && cache_remove_locked(t, right)) {
+    right_x = extent_of(right);
+    merged_right = true;
     set_large_magic(right, 0);
     size += right->map_size;
   }
@@ -174,6 +202,8 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
       auto* left = chunk_map::owner_of<LargeBlock>(e);
       if (large_magic(left) == kLargeCachedMagic && large_heap(left) == h && left->base + left->map_size == base &&
           cache_remove_locked(t, left)) {
+        left_x = extent_of(left);
+        merged_left = true;
         base = left->base;
         size += left->map_size;
       }
@@ -184,11 +214,14 @@ LargeBlock* make_kept_locked(Heap* h, char* base, std::size_t size, bool indexed
   lb->base = base;
   lb->map_size = size;
   lb->user = base + kLargeHeaderSize;
-  // Re-point what does not point at base yet: the piece and a right
-  // neighbour after a left merge, else the right neighbour alone.
-  char* from = base != piece ? piece : piece + piece_size;
-  std::size_t n = static_cast<std::size_t>(base + size - from);
-  if (n && !chunk_map::set_range(from, n, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
+  if (merged_right || merged_left) {
+    // The merged block's index, then what is left of the pieces' cleared.
+    const chunk_map::Extent merged = extent_of(lb);
+    reindex_locked(piece, lb);
+    const auto none = static_cast<std::uintptr_t>(ChunkKind::kNone);
+    if (merged_right) chunk_map::clear_extent(right_x, none, &merged);
+    if (merged_left) chunk_map::clear_extent(left_x, none, &merged);
+  }
   cache_push_locked(h->large, lb);
   return lb;
 }
@@ -207,7 +240,7 @@ LargeBlock* publish_live(Heap* h, char* base, std::size_t map_size, char* user) 
   lb->base = base;
   lb->map_size = map_size;
   lb->user = user;
-  if (!chunk_map::set_range(base, map_size, chunk_map::make(lb, ChunkKind::kLarge))) return nullptr;
+  if (!chunk_map::set_extent(extent_of(lb), entry_of(lb))) return nullptr;
   os::name_region(base, map_size, "strata:large");
   return lb;
 }
@@ -233,8 +266,17 @@ void* large_alloc_cached(Heap* h, std::size_t size) noexcept {
       set_large_magic(lb, kLargeMagic);  // taken: never again a kept neighbour of its own tail
       // Split off what is more than an eighth too much and keep it (the
       // pieces merge again when the block comes back).
-      if (!serves_whole(lb->map_size, map_size) && make_kept_locked(h, lb->base + map_size, lb->map_size - map_size))
+      if (!serves_whole(lb->map_size, map_size)) {
+        const chunk_map::Extent whole = extent_of(lb);
+        const std::size_t rest = lb->map_size - map_size;
         lb->map_size = map_size;
+        reindex_locked(whole, lb);
+        if (!make_kept_locked(h, lb->base + map_size, rest)) {  // kept whole after all
+          const chunk_map::Extent cut = extent_of(lb);
+          lb->map_size += rest;
+          reindex_locked(cut, lb);
+        }
+      }
       link_locked(h->large, lb);
     }
   }
@@ -336,7 +378,7 @@ void* large_alloc_block(Heap* h, std::size_t size, std::size_t align, bool use_c
       TierGuard g(h->large);
       kept = make_kept_locked(h, base + map_size, spare) != nullptr;
     }
-    if (kept) heap_account_os(h, static_cast<std::ptrdiff_t>(spare));  // given back by heap_unmap later
+    if (kept) heap_account_os(h, static_cast<std::ptrdiff_t>(spare));  // given back when it is unmapped
     else os::unmap(base + map_size, spare);
   }
   h->map_calls.fetch_add(1, std::memory_order_relaxed);
@@ -371,7 +413,9 @@ bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
       set_large_magic(lb, 0);
       // Kept with its header at the mapping's start (an aligned block's
       // header was elsewhere).
-      kept = make_kept_locked(h, lb->base, size, reinterpret_cast<char*>(lb) == lb->base) != nullptr;
+      const chunk_map::Extent was = extent_of(lb);
+      kept = make_kept_locked(h, lb->base, size, &was) != nullptr;
+      if (!kept) chunk_map::clear_extent(was, static_cast<std::uintptr_t>(ChunkKind::kFreed));
       std::size_t budget = t.bytes + (t.bytes < kLargeCacheMaxExtra ? t.bytes : kLargeCacheMaxExtra);
       if (budget < kLargeCacheMinBytes) budget = kLargeCacheMinBytes;
       while (kept && (t.cached_bytes > budget || t.cached_count > kLargeCacheMaxBlocks)) {
@@ -387,8 +431,9 @@ bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
           // Only part of the oldest block is over the budget: give back its
           // top, keep the rest (merged blocks can be big).
           char* cut = oldest->base + oldest->map_size - excess;
-          chunk_map::clear_range(cut, excess);
+          const chunk_map::Extent whole = extent_of(oldest);
           oldest->map_size -= excess;
+          reindex_locked(whole, oldest);
           t.cached_bytes -= excess;
           auto* piece = reinterpret_cast<LargeBlock*>(cut);
           piece->base = cut;
@@ -399,7 +444,6 @@ bool large_free(Heap* h, LargeBlock* lb, bool keep) noexcept {
         }
         if (!cache_evict_locked(t, oldest, &evicted)) break;
       }
-      if (!kept) chunk_map::clear_range(lb->base, size);
     }
     heap_account_central(h, -static_cast<std::ptrdiff_t>(size));
     release_chain(h, evicted);
@@ -424,62 +468,67 @@ bool resize_in_place(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   std::size_t new_map = align_up(head + new_size, kChunkSize);
   std::size_t old_map = lb->map_size;
   if (new_map == old_map) return true;
+  const chunk_map::Extent was = extent_of(lb);
   if (new_map < old_map) {
     // The tail is kept for reuse when it can serve a large request.
     char* tail = lb->base + new_map;
     std::size_t rest = old_map - new_map;
-    bool kept = false;
-    if (rest >= kLargeMinKeptPiece) {
-      TierGuard g(h->large);
-      kept = make_kept_locked(h, tail, rest) != nullptr;
-    }
-    if (!kept) heap_unmap(h, tail, rest);
-  } else {
-    // Grow into a kept neighbour first, then by mremap.
-    bool absorbed = false;
-    std::size_t grow = new_map - old_map;
-    char* drop = nullptr;
-    std::size_t drop_size = 0;
+    bool kept;
     {
       TierGuard g(h->large);
-      if (LargeBlock* right = kept_block_at(h, lb->base + old_map);
-          right && right->map_size >= grow && cache_remove_locked(h->large, right)) {
-        set_large_magic(right, 0);
-        std::size_t rest = right->map_size - grow;
-        if (rest) {
-          char* tail = lb->base + new_map;
-          if (rest < kLargeMinKeptPiece || !make_kept_locked(h, tail, rest)) {
-            drop = tail;
-            drop_size = rest;
-          }
+      lb->map_size = new_map;
+      h->large.bytes -= rest;
+      reindex_locked(was, lb);
+      kept = rest >= kLargeMinKeptPiece && make_kept_locked(h, tail, rest) != nullptr;
+    }
+    if (!kept) release_unindexed(h, tail, rest);
+    heap_account_central(h, -static_cast<std::ptrdiff_t>(rest));
+    return true;
+  }
+  // Grow into a kept neighbour first, then by mremap.
+  const std::size_t grow = new_map - old_map;
+  char* drop = nullptr;
+  std::size_t drop_size = 0;
+  bool absorbed = false;
+  {
+    TierGuard g(h->large);
+    if (LargeBlock* right = kept_block_at(h, lb->base + old_map);
+        right && right->map_size >= grow && cache_remove_locked(h->large, right)) {
+      const chunk_map::Extent right_x = extent_of(right);
+      set_large_magic(right, 0);
+      const std::size_t rest = right->map_size - grow;
+      chunk_map::clear_extent(right_x, static_cast<std::uintptr_t>(ChunkKind::kNone));
+      lb->map_size = new_map;
+      h->large.bytes += grow;
+      reindex_locked(was, lb);  // over the neighbour's range, whose leaves exist
+      if (rest) {
+        char* tail = lb->base + new_map;
+        if (rest < kLargeMinKeptPiece || !make_kept_locked(h, tail, rest)) {
+          drop = tail;
+          drop_size = rest;
         }
-        chunk_map::set_range(lb->base + old_map, grow, chunk_map::make(lb, ChunkKind::kLarge));
-        absorbed = true;
       }
+      absorbed = true;
     }
-    if (drop) heap_unmap(h, drop, drop_size);
-    if (absorbed) {
-      {
-        TierGuard g(h->large);
-        h->large.bytes += grow;
-        lb->map_size = new_map;
-      }
-      heap_account_central(h, static_cast<std::ptrdiff_t>(grow));
-      return true;
-    }
+  }
+  if (drop) release_unindexed(h, drop, drop_size);
+  if (!absorbed) {
     if (!os::remap_in_place(lb->base, old_map, new_map)) return false;
-    if (!chunk_map::set_range(lb->base + old_map, new_map - old_map, chunk_map::make(lb, ChunkKind::kLarge))) {
+    bool indexed;
+    {
+      TierGuard g(h->large);
+      lb->map_size = new_map;
+      indexed = chunk_map::move_extent(was, extent_of(lb), entry_of(lb));  // may need a new leaf
+      if (indexed) h->large.bytes += grow;
+      else lb->map_size = old_map;
+    }
+    if (!indexed) {
       os::remap_in_place(lb->base, new_map, old_map);
       return false;
     }
-    heap_account_os(h, static_cast<std::ptrdiff_t>(new_map - old_map));
+    heap_account_os(h, static_cast<std::ptrdiff_t>(grow));
   }
-  {
-    TierGuard g(h->large);
-    h->large.bytes += new_map - old_map;
-    lb->map_size = new_map;
-  }
-  heap_account_central(h, static_cast<std::ptrdiff_t>(new_map) - static_cast<std::ptrdiff_t>(old_map));
+  heap_account_central(h, static_cast<std::ptrdiff_t>(grow));
   return true;
 }
 
@@ -499,19 +548,21 @@ void* large_move(Heap* h, LargeBlock* lb, std::size_t new_size) noexcept {
   char* old_base = lb->base;
   TierGuard g(h->large);
   if (!unlink_locked(h->large, lb)) return nullptr;
+  const chunk_map::Extent was = extent_of(lb);  // read before the header moves away
   auto* nb = static_cast<char*>(os::remap_move_aligned(old_base, old_map, new_map, kChunkSize));
   if (!nb) {
     link_locked(h->large, lb);
     return nullptr;
   }
   auto* nlb = reinterpret_cast<LargeBlock*>(nb + (reinterpret_cast<char*>(lb) - old_base));
-  if (!chunk_map::set_range(nb, new_map, chunk_map::make(nlb, ChunkKind::kLarge))) {
+  const auto nba = reinterpret_cast<std::uintptr_t>(nb);
+  if (!chunk_map::set_extent({nba, new_map, reinterpret_cast<std::uintptr_t>(nlb), nba + head}, entry_of(nlb))) {
     // Cannot index the new place: move back (the old range is still indexed).
     void* back = os::remap_move_aligned(nb, new_map, old_map, kChunkSize);
     STRATA_CHECK(back, "large block lost while moving back");
     return nullptr;
   }
-  chunk_map::clear_range(old_base, old_map);
+  chunk_map::clear_extent(was, static_cast<std::uintptr_t>(ChunkKind::kFreed));
   // The old range may overlap the new one only if mremap reused it; it cannot
   // (the destination was a fresh reservation), so the tombstones are safe.
   nlb->base = nb;
@@ -551,8 +602,8 @@ void large_release_all(Heap* h) noexcept {
       LargeBlock* next = large_next(list);
       char* base = list->base;
       std::size_t size = list->map_size;
-      set_large_magic(list, 0);
-      heap_unmap(h, base, size);
+      unindex_locked(list);
+      release_unindexed(h, base, size);
       list = next;
     }
   }
@@ -597,11 +648,10 @@ void large_validate(Heap* h) noexcept {
   TierGuard g(t);
   std::size_t count = 0, bytes = 0;
   auto check_index = [](LargeBlock* lb) {
-    for (std::size_t off = 0; off < lb->map_size; off += kChunkSize) {
-      std::uintptr_t e = chunk_map::lookup(reinterpret_cast<std::uintptr_t>(lb->base + off));
-      STRATA_CHECK(chunk_map::kind_of(e) == ChunkKind::kLarge && chunk_map::owner_of<LargeBlock>(e) == lb,
-                   "[L2] a chunk of a large block does not map to its header");
-    }
+    STRATA_CHECK(chunk_map::extent_indexed(extent_of(lb), entry_of(lb)),
+                 "[L2] a large block's index in the chunk map is not what its header says");
+    STRATA_CHECK(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(lb->base + lb->map_size)) != entry_of(lb),
+                 "[L2] the chunk after a large block maps to it");
   };
   for (LargeBlock* lb = t.blocks; lb; lb = lb->next) {
     STRATA_CHECK(large_link_ok(lb->next), "[L1] a live large block's list link was overwritten");

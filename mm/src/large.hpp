@@ -26,7 +26,10 @@ inline constexpr std::uint64_t kLargeParkedMagic = 0x5354524c5041524bull;  // "S
 // Invariants (tier lock held; large_validate):
 //   [L1] every block on `blocks` has magic kLargeMagic or kLargeParkedMagic,
 //        every block on `cached` kLargeCachedMagic; heap == the tier's heap
-//   [L2] every chunk of [base, base + map_size) maps (chunk map) to the block
+//   [L2] the block's index in the chunk map (chunk_map::Extent: O(log n)
+//        entries) is written: its anchors -- first and last chunk, the
+//        chunks of its header and user pointer -- name it, interior marks
+//        cover the chunks between them; the chunk after it does not name it
 //   [L3] count/bytes and cached_count/cached_bytes are the lists' sums
 struct LargeBlock {
   std::uint64_t magic;   // read without the tier's lock: use large_magic / set_large_magic

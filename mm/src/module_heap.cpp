@@ -51,12 +51,16 @@ using namespace strata::detail;
 
 // Whether p is a block of the process's malloc rather than of this module's
 // strata: an address the chunk map does not know, or one strata gave back to
-// the OS that is mapped again (by the process's malloc, say).  Reads only
-// the chunk map, then (for the second case) asks the kernel.
+// the OS that is mapped again (by the process's malloc, say) -- and in
+// neither case inside one of this module's large blocks (whose chunks
+// between anchors the map knows only by the interior marks: a probe per
+// power of two up to the largest block, chunk_map.hpp).  Reads only the
+// chunk map, then (for the second case) asks the kernel.
 bool foreign(const void* p) noexcept {
-  ChunkKind k = chunk_map::kind_of(chunk_map::lookup(reinterpret_cast<std::uintptr_t>(p)));
-  if (k == ChunkKind::kNone) return true;
-  return k == ChunkKind::kFreed && os::is_mapped(p);
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  ChunkKind k = chunk_map::kind_of(chunk_map::lookup(a));
+  if (k == ChunkKind::kNone) return !chunk_map::in_interior(a);
+  return k == ChunkKind::kFreed && !chunk_map::in_interior(a) && os::is_mapped(p);
 }
 
 // The process's own function (the next definition after this module).

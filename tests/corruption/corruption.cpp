@@ -141,6 +141,20 @@ std::vector<BadPointer> cases() {
       {"interior medium (page offset)", [] { return interior_of(50000, 8192); }, interior, 50000},
       {"interior large", [] { return interior_of(2 * st::MiB, 16); }, interior, 2 * st::MiB},
       {"interior large (page offset)", [] { return interior_of(2 * st::MiB, 3 * 4096); }, interior, 2 * st::MiB},
+      // Chunks between a large block's anchors hold no entry of their own
+      // (the chunk map's interior marks cover them: chunk_map.hpp).
+      {"interior large (middle chunk)", [] { return interior_of(2 * st::MiB, st::MiB + 16); }, interior, 2 * st::MiB},
+      {"interior large (last chunk)", [] { return interior_of(2 * st::MiB, 2 * st::MiB - 64); }, interior,
+       2 * st::MiB},
+      {"interior large (64 MiB block, deep)", [] { return interior_of(64 * st::MiB, 37 * st::MiB + 4096); }, interior,
+       64 * st::MiB},
+      {"interior large (aligned block, middle chunk)",
+       [] {
+         auto* p = static_cast<char*>(strata_aligned_alloc(st::MiB, 4 * st::MiB));
+         if (!p) std::abort();
+         return static_cast<void*>(p + 2 * st::MiB + 8);
+       },
+       interior, 4 * st::MiB},
       {"misaligned small", [] { return interior_of(64, 1); },
        {STRATA_ERROR_INTERIOR_POINTER, STRATA_ERROR_FOREIGN_POINTER}, 64},
       {"misaligned medium", [] { return interior_of(50000, 8); },
