@@ -12,6 +12,15 @@
 namespace strata::detail {
 
 inline constexpr int kDebugLevel = STRATA_DEBUG_LEVEL;
+#ifndef STRATA_LINK_ROTATE
+#define STRATA_LINK_ROTATE 0
+#endif
+// The bits a small block's stored free-list link is rotated by (CMake option
+// STRATA_LINK_ROTATE; small.hpp, docs/security.md): 48 puts the stored
+// word's two low bytes -- what an overflow of 9 to 13 bytes out of the block
+// before reaches first -- on the decoded link's top 16 bits, which the pop's
+// check requires to be zero.  0 by default: it costs 2 instructions a pair.
+inline constexpr unsigned kLinkRotate = STRATA_LINK_ROTATE ? 48 : 0;
 
 // Vocabulary (see docs/design.md):
 //   chunk   64 KiB of address space, 64 KiB aligned; the unit of the chunk map.

@@ -404,7 +404,7 @@ void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noex
   const std::uintptr_t sec = secret(), key = g_link_key;
   std::uint32_t i = 1;
   for (; i < n; ++i) {
-    std::uintptr_t next = tail->link ^ key;
+    std::uintptr_t next = std::rotl(tail->link, kLinkRotate) ^ key;
     if (STRATA_UNLIKELY(!link_valid_after(h, c, tail, next, sec))) {
       forged = tail;
       break;

@@ -5,6 +5,7 @@
 // Layer: tier (below the heap; calls only mapping.hpp, chunk_map, lock, os).
 #pragma once
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -47,14 +48,19 @@ struct Block {
 // forged link to the slow path, which tells them apart.  Lists of the tiers
 // (a span's free list, a class's pending list, a refill's chain) end at null.
 // Hidden (also where it is only declared): the fast paths read it straight
-// from its address, not through the GOT.
+// from its address, not through the GOT.  With the STRATA_LINK_ROTATE option
+// the stored word is also rotated (config.hpp kLinkRotate), so that an
+// overflow of 9 to 13 bytes, which changes only the link's low bytes, always
+// fails the fast check instead of 1 time in 16.
 extern std::uintptr_t g_link_key __attribute__((visibility("hidden")));  // set once by secret_init, before any block exists
 inline constexpr std::uintptr_t kLinkBad = ~((std::uintptr_t{1} << kAddressBits) - 1) | (kMinAlign - 1);
 STRATA_FAST_PATH bool link_plausible(std::uintptr_t a) noexcept { return (a & kLinkBad) == 0; }
 // The decoded link of b: not yet checked.
-STRATA_FAST_PATH std::uintptr_t link_of(const Block* b) noexcept { return b->link ^ g_link_key; }
+STRATA_FAST_PATH std::uintptr_t link_of(const Block* b) noexcept { return std::rotl(b->link, kLinkRotate) ^ g_link_key; }
 STRATA_FAST_PATH Block* next_of(const Block* b) noexcept { return reinterpret_cast<Block*>(link_of(b)); }
-STRATA_FAST_PATH void set_link(Block* b, std::uintptr_t next) noexcept { b->link = next ^ g_link_key; }
+STRATA_FAST_PATH void set_link(Block* b, std::uintptr_t next) noexcept {
+  b->link = std::rotr(next ^ g_link_key, kLinkRotate);
+}
 STRATA_FAST_PATH void set_next(Block* b, const Block* next) noexcept { set_link(b, reinterpret_cast<std::uintptr_t>(next)); }
 
 // Whether the block at p (a small block, or a medium block's user pointer)
