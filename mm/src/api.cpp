@@ -94,7 +94,8 @@ STRATA_API void* strata_calloc(size_t count, size_t size) noexcept {
 }
 
 // The common case of a realloc that stays in place, decided with the same
-// checks as the free fast path; everything else goes through heap_realloc.
+// checks as the free fast path and without a stack frame; everything else
+// goes through heap_realloc (a large block through large_realloc).
 STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t e = chunk_map::lookup_unchecked(a);
@@ -102,25 +103,10 @@ STRATA_API void* strata_realloc(void* p, size_t n) noexcept {
   if (small_block_start(a, e, &s)) {
     std::size_t bs = s->block_size;
     if (static_cast<Block*>(p)->cookie != (a ^ s->secret) && small_keeps_in_place(n, bs)) return p;
-  } else if (chunk_map::kind_of(e) == ChunkKind::kMedium && (a & (kMinAlign - 1)) == 0) {
-    auto* pool = chunk_map::owner_of<MediumPool>(e);
-    if (medium_is_live_start(pool, p) && static_cast<Block*>(p)->cookie != (a ^ secret())) {
-      std::size_t size = medium_block_size_racy(p);
-      std::size_t usable = size - kMediumHeaderSize;
-      // Exactly the cases in which heap_realloc keeps the block untouched,
-      // if the tag's size is the block's (else the locked path decides).
-      if (medium_keeps_in_place(n, usable) && !medium_trims_tail(n, usable) &&
-          medium_size_paired(pool, static_cast<char*>(p) - kMediumHeaderSize, size))
-        return p;
-    }
+  } else if (chunk_map::kind_of(e) == ChunkKind::kMedium) {
+    if (medium_realloc_untouched(chunk_map::owner_of<MediumPool>(e), p, n)) return p;
   } else if (chunk_map::kind_of(e) == ChunkKind::kLarge) {
-    // A live large block (its magic) whose user pointer is p (which also
-    // rejects an address the unchecked lookup folded onto it).
-    auto* lb = chunk_map::owner_of<LargeBlock>(e);
-    if (large_magic(lb) == kLargeMagic && lb->user == p) {
-      std::size_t usable = large_usable(lb);
-      if (large_keeps_in_place(n, usable) && large_header_valid(lb)) return p;
-    }
+    return large_realloc(chunk_map::owner_of<LargeBlock>(e), p, n);
   }
   return heap_realloc(nullptr, p, n, "strata_realloc");
 }

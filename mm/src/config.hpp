@@ -168,6 +168,7 @@ inline constexpr unsigned kMaxFinalizers = 16;
 static_assert(kMaxThreadSlots % kSlotsPerDirPage == 0);
 static_assert(kMediumDataOffset + kMediumPoolGranules * kMediumGranule + kMediumHeaderSize == kMediumPoolSize);
 static_assert(kMaxMediumBlock % kMediumGranule == 0);
+static_assert((kMediumGranule & (kMediumGranule - 1)) == 0);  // a power of two: medium_is_live_start's rotate
 static_assert(kMaxMediumBlock / kMediumGranule <= kMediumPoolGranules);
 static_assert(kMaxSmallSize % kMinAlign == 0);
 static_assert(kMediumPoolSize % kChunkSize == 0);

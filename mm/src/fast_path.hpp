@@ -13,8 +13,12 @@
 //     which returns it to its span in a batch.  When the chunk map says
 //     "medium" instead, free_medium (one call, no second lookup) puts a live
 //     block of the thread's arena into the thread's medium cache.
+//   realloc (strata_realloc in api.cpp): a small block as free checks it, or
+//     a medium block that is a live start without a free cookie and whose
+//     size is paired, and a request its tier's rules (realloc.hpp) leave it
+//     untouched for -> p itself, with no stack frame and no call.
 //   Everything else: alloc_slow (alloc.cpp), free_slow / free_medium
-//   (free.cpp), heap_realloc (realloc.cpp).
+//   (free.cpp), heap_realloc and large_realloc (realloc.cpp).
 // Layer: above the heap; included by api.cpp and the slow-path files.
 #pragma once
 #include <errno.h>
@@ -25,6 +29,7 @@
 
 #include "classify.hpp"
 #include "heap.hpp"
+#include "realloc.hpp"
 
 namespace strata::detail {
 
@@ -180,6 +185,22 @@ STRATA_FAST_PATH void* process_malloc(std::size_t n) noexcept {
     }
   }
   return alloc_slow(&g_default_heap, n);
+}
+
+// ---- realloc -----------------------------------------------------------------
+// Whether realloc(p, n) leaves p, which the chunk map places in medium pool
+// `pool`, exactly as it is: the checks an unlocked path makes before it
+// believes a medium size (a live start, no free cookie, the size paired
+// [M5]) and the rules of realloc.hpp, in one pass with no call.  False in
+// every other case, a doubtful one included: heap_realloc decides, under
+// the lock, and reports.  (No alignment test: a pointer off a granule fails
+// the start bit's.)
+STRATA_FAST_PATH bool medium_realloc_untouched(MediumPool* pool, void* p, std::size_t n) noexcept {
+  auto a = reinterpret_cast<std::uintptr_t>(p);
+  if (!medium_is_live_start(pool, p) || static_cast<const Block*>(p)->cookie == (a ^ secret())) return false;
+  const std::size_t size = medium_block_size_racy(p);  // read once: the size checked is the size used
+  return medium_keeps_untouched(n, size - kMediumHeaderSize) &&
+         medium_size_paired(pool, static_cast<char*>(p) - kMediumHeaderSize, size);
 }
 
 // ---- free --------------------------------------------------------------------

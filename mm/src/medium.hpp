@@ -7,6 +7,7 @@
 #include <strata/strata.h>
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -129,12 +130,15 @@ Block* medium_free_chain(Heap* h, Block* head) noexcept;
 // Unlocked check that p is the start of a block the medium tier considers in
 // use (a racy read of the start bitmap: only for fast decisions; anything
 // doubtful goes to the locked path).
-__attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
+__attribute__((no_sanitize("thread"))) STRATA_FAST_PATH bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
   // data + kMediumHeaderSize is 4 KiB aligned, so user pointers sit at whole granules from it.
   std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - (reinterpret_cast<std::uintptr_t>(pool) + kMediumDataOffset +
                                                               kMediumHeaderSize);
-  if (off >= kMediumPoolGranules * kMediumGranule || (off & (kMediumGranule - 1))) return false;
-  std::size_t g = off / kMediumGranule;
+  // The granule index, rotated rather than shifted: an offset that is not a
+  // whole number of granules carries its low bits into the top ones, so one
+  // compare tests both that p is at a granule and that it lies inside.
+  std::size_t g = std::rotr(off, std::countr_zero(kMediumGranule));
+  if (g >= kMediumPoolGranules) return false;
   const volatile std::uint64_t* w = &pool->starts[g / 64];
   return (*w >> (g % 64)) & 1;
 }
@@ -157,7 +161,8 @@ __attribute__((no_sanitize("thread"))) inline bool medium_is_live_start(MediumPo
 STRATA_FAST_PATH bool medium_size_paired(MediumPool* pool, const char* block, std::size_t size) noexcept {
   auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
-  if (size < kMediumGranule || (size & (kMediumGranule - 1)) || size > kTotal - off) return false;
+  // Whole granules, at least one (size - 1 wraps for 0), up to the pool's end.
+  if ((size & (kMediumGranule - 1)) || size - 1 >= kTotal - off) return false;
   const auto* end = reinterpret_cast<const MediumTag*>(block + size);
   return __atomic_load_n(&end->prev_size, __ATOMIC_RELAXED) == size;
 }

@@ -99,4 +99,13 @@ void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcep
   }
 }
 
+void* large_realloc(LargeBlock* lb, void* p, std::size_t n) noexcept {
+  // A live large block (its magic) whose user pointer is p (which also
+  // rejects an address the unchecked lookup folded onto it).
+  if (large_magic(lb) == kLargeMagic && lb->user == p && large_keeps_in_place(n, large_usable(lb)) &&
+      large_header_valid(lb))
+    return p;
+  return heap_realloc(nullptr, p, n, "strata_realloc");
+}
+
 }  // namespace strata::detail

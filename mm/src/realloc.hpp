@@ -1,8 +1,8 @@
 // strata — the reallocation policy (FastMM's), one copy of each rule: when
 // a block is resized in place, when it moves, and how much headroom a moved
 // or grown block gets.  realloc.cpp applies them (heap_realloc, every tier);
-// strata_realloc's fast path (api.cpp) uses the same predicates to return a
-// block that stays untouched without a lock or a call.
+// strata_realloc's fast path (api.cpp, fast_path.hpp) uses the same
+// predicates to return a block that stays untouched without a lock or a call.
 // Layer: above the heap.
 #pragma once
 #include <cstddef>
@@ -12,6 +12,7 @@
 namespace strata::detail {
 
 struct Heap;
+struct LargeBlock;
 
 // The small tier's: a block of bs bytes resized to n <= bs stays where it is
 // unless n is under a quarter of it (FastMM); a bigger n moves.
@@ -33,6 +34,17 @@ inline bool medium_trims_tail(std::size_t n, std::size_t usable) noexcept {
   return n > kMaxSmallSize && 4 * n < 3 * usable;
 }
 
+// Both at once, for strata_realloc's fast path: whether a request of n
+// bytes leaves a medium block of `usable` bytes exactly as it is (kept in
+// place, its tail not trimmed).  Never for n == 0 (realloc(p, 0) frees: n - 1
+// wraps).  Above kMaxSmallSize the trim rule's bound is the tighter one
+// (4 n >= 3 usable gives 2 n >= usable).  Exact only for a usable size
+// under 2^62: the caller believes the answer only for a paired size.
+inline bool medium_keeps_untouched(std::size_t n, std::size_t usable) noexcept {
+  if (n - 1 >= usable) return false;
+  return n > kMaxSmallSize ? 4 * n >= 3 * usable : 2 * n + 2 * kMediumGranule >= usable;
+}
+
 // The large tier's: a block resized to n <= usable is left as it is unless n
 // is under half of it (then it shrinks or moves).
 inline bool large_keeps_in_place(std::size_t n, std::size_t usable) noexcept { return n <= usable && 2 * n >= usable; }
@@ -47,5 +59,10 @@ inline std::size_t grow_target(std::size_t n, std::size_t extra) noexcept {
 // realloc(NULL, n) allocates, realloc(p, 0) frees and returns null.  Bad
 // pointers are reported and give null.
 void* heap_realloc(Heap* expect, void* p, std::size_t n, const char* op) noexcept;
+// strata_realloc's large case, out of line (its header check is a call, which
+// would cost the small and medium fast paths a stack frame): p when lb is a
+// live large block whose user pointer is p, whose header holds and which a
+// request of n bytes leaves as it is; else heap_realloc decides.
+void* large_realloc(LargeBlock* lb, void* p, std::size_t n) noexcept;
 
 }  // namespace strata::detail

@@ -121,6 +121,22 @@ TEST_CASE("realloc(p, 0) frees p and returns NULL, as glibc does", "[realloc]") 
   }
 }
 
+TEST_CASE("realloc(p, 0) frees a medium block smaller than two granules", "[realloc]") {
+  // An aligned request of a few bytes is a medium block of one granule,
+  // which the in-place rule for medium blocks would keep for n = 0.
+  for (std::size_t align : {std::size_t{512}, std::size_t{4096}}) {
+    strata_heap_summary_t before{}, after{};
+    before.size = after.size = sizeof before;
+    void* p = strata_aligned_alloc(align, 100);
+    REQUIRE(p != nullptr);
+    REQUIRE(strata_heap_summary(nullptr, &before) == 0);
+    void* q = strata_realloc(p, 0);
+    REQUIRE(q == nullptr);
+    REQUIRE(strata_heap_summary(nullptr, &after) == 0);
+    REQUIRE(after.medium_blocks + 1 == before.medium_blocks);
+  }
+}
+
 TEST_CASE("a failed realloc returns NULL with ENOMEM and leaves the block untouched", "[realloc]") {
   for (std::size_t n : {std::size_t{100}, std::size_t{10000}, std::size_t{1} << 20}) {
     void* p = strata_malloc(n);
