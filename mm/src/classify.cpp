@@ -28,11 +28,12 @@ bool large_header_valid(const LargeBlock* lb) noexcept {
 namespace {
 // An address between a large block's anchors (chunk_map.hpp): inside a
 // block, though the map does not say which.
-Info large_interior(Info& in) noexcept {
+// (Sets in; the caller returns in itself, which keeps classify's one
+// named return value.)
+void large_interior(Info& in) noexcept {
   in.kind = ChunkKind::kInterior;
   in.err = STRATA_ERROR_INTERIOR_POINTER;
   in.msg = "the address points inside a large block, not at its start";
-  return in;
 }
 }  // namespace
 
@@ -43,19 +44,26 @@ Info classify(const void* p, bool check_medium) noexcept {
   in.kind = chunk_map::kind_of(e);
   switch (in.kind) {
     case ChunkKind::kNone:
-      if (chunk_map::in_interior(a)) return large_interior(in);
+      if (chunk_map::in_interior(a)) {
+        large_interior(in);
+        return in;
+      }
       in.err = STRATA_ERROR_FOREIGN_POINTER;
       in.msg = "the address was not allocated by this strata (a stack or global address, another allocator's "
                "block, or a wild pointer)";
       return in;
     case ChunkKind::kFreed:  // (a tombstone a large block mapped there later covers)
-      if (chunk_map::in_interior(a)) return large_interior(in);
+      if (chunk_map::in_interior(a)) {
+        large_interior(in);
+        return in;
+      }
       in.err = STRATA_ERROR_FREED_MEMORY;
       in.msg = "the address is not a live block: strata returned this memory to the OS earlier, so it is a "
                "block freed before (double free), a stale pointer, or memory someone else has mapped there since";
       return in;
     case ChunkKind::kInterior:
-      return large_interior(in);
+      large_interior(in);
+      return in;
     case ChunkKind::kMeta:
       in.err = STRATA_ERROR_INTERIOR_POINTER;
       in.msg = "the address points into strata's own bookkeeping, not at a block";
