@@ -3,9 +3,11 @@
 #include "stacks.hpp"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <elfutils/libdwfl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,6 +80,28 @@ std::uint64_t intern(void* const* frames, unsigned n) noexcept {
   }
 }
 
+// libunwind's own locks (its caches, taken inside unw_backtrace) are not
+// fork-safe: a fork while another thread walks its stack left them held in
+// the child, whose first capture then waited forever (found by
+// leak_registry's fork test under debug-full).  A capture runs inside a
+// gate that fork's prepare closes and waits to drain, before it takes the
+// layer's locks; a capture that finds the gate closed waits for the fork.
+std::atomic<int> g_unwinding{0};      // captures inside unw_backtrace
+std::atomic<bool> g_forking{false};  // the gate is closed
+__thread bool t_forker = false;      // this thread closed it (its later handlers may allocate)
+int capture(BacktraceFn bt, void** frames) noexcept {
+  for (;;) {
+    g_unwinding.fetch_add(1);  // (seq_cst, as the prepare's store and load: one of the two sees the other)
+    if (!g_forking.load()) break;
+    g_unwinding.fetch_sub(1);
+    if (t_forker) return 0;  // no stack for what the forking thread allocates meanwhile
+    while (g_forking.load(std::memory_order_acquire)) sched_yield();
+  }
+  int n = bt(frames, static_cast<int>(kMaxFrames));
+  g_unwinding.fetch_sub(1, std::memory_order_release);
+  return n;
+}
+
 void on_alloc(detail::Heap*, void* p) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(p);
   Stripe& s = stripe_of(a);
@@ -88,7 +112,7 @@ void on_alloc(detail::Heap*, void* p) noexcept {
     t_in_hook = true;  // whatever the capture allocates is not tracked
     void* frames[kMaxFrames];
     BacktraceFn bt = g_backtrace.load(std::memory_order_relaxed);
-    int n = bt ? bt(frames, static_cast<int>(kMaxFrames)) : 0;
+    int n = bt ? capture(bt, frames) : 0;
     if (n > 0) key = intern(frames, static_cast<unsigned>(n));
     t_in_hook = false;
   }
@@ -166,16 +190,24 @@ unsigned stack_frames(std::uint64_t key, std::uintptr_t* out) noexcept {
 }
 
 void stacks_fork_prepare() noexcept {
+  t_forker = true;
+  g_forking.store(true);  // no capture starts now; those under way end
+  while (g_unwinding.load() != 0) sched_yield();
   for (Stripe& s : g_stripes) s.lock.lock();
   g_stack_lock.lock();
 }
 void stacks_fork_parent() noexcept {
   g_stack_lock.unlock();
   for (Stripe& s : g_stripes) s.lock.unlock();
+  g_forking.store(false, std::memory_order_release);
+  t_forker = false;
 }
 void stacks_fork_child() noexcept {
   g_stack_lock.reset_after_fork();
   for (Stripe& s : g_stripes) s.lock.reset_after_fork();
+  g_unwinding.store(0, std::memory_order_relaxed);
+  g_forking.store(false, std::memory_order_release);
+  t_forker = false;
 }
 
 void internal_begin() noexcept { ++t_internal; }
