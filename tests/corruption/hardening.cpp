@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_util.hpp"
@@ -47,6 +48,15 @@ struct Handler {
   }
   ~Handler() { strata_set_error_handler(prev, nullptr); }
 };
+
+// Two blocks of v, x and the block y right after it (blocks of bs bytes),
+// or nulls.
+std::pair<void*, void*> neighbours_in(const std::vector<void*>& v, std::size_t bs) {
+  for (void* p : v)
+    for (void* q : v)
+      if (static_cast<char*>(q) == static_cast<char*>(p) + bs) return {p, q};
+  return {nullptr, nullptr};
+}
 
 bool overlaps(const void* a, std::size_t na, const void* b, std::size_t nb) {
   auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
@@ -106,11 +116,7 @@ TEST_CASE("an overflow into a free small neighbour never yields a misaligned or 
     std::vector<void*> v;
     for (int i = 0; i < 64; ++i) v.push_back(strata_malloc(n));
     const std::size_t bs = strata_usable_size(v[0]);
-    void* x = nullptr;  // a live block whose neighbour after it is v's too
-    void* y = nullptr;
-    for (void* p : v)
-      for (void* q : v)
-        if (!x && static_cast<char*>(q) == static_cast<char*>(p) + bs) x = p, y = q;
+    auto [x, y] = neighbours_in(v, bs);
     REQUIRE(x != nullptr);
     strata_free(y);
     std::memset(static_cast<char*>(x) + bs, 0x41, k);  // the overflow
@@ -158,11 +164,7 @@ TEST_CASE("an overflow of 9 to 13 bytes into a free small neighbour is caught", 
       std::vector<void*> v;
       for (int i = 0; i < 64; ++i) v.push_back(strata_pool_malloc(pool, n));
       const std::size_t bs = strata_usable_size(v[0]);
-      void* x = nullptr;  // a live block whose neighbour after it is v's too
-      void* y = nullptr;
-      for (void* p : v)
-        for (void* q : v)
-          if (!x && static_cast<char*>(q) == static_cast<char*>(p) + bs) x = p, y = q;
+      auto [x, y] = neighbours_in(v, bs);
       REQUIRE(x != nullptr);
       strata_pool_free(pool, y);
       std::memset(static_cast<char*>(x) + bs, static_cast<int>(0x40 | nibble), k);  // the overflow
