@@ -130,7 +130,7 @@ Block* medium_free_chain(Heap* h, Block* head) noexcept;
 // Unlocked check that p is the start of a block the medium tier considers in
 // use (a racy read of the start bitmap: only for fast decisions; anything
 // doubtful goes to the locked path).
-__attribute__((no_sanitize("thread"))) STRATA_FAST_PATH bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
+STRATA_RACY_FAST_PATH bool medium_is_live_start(MediumPool* pool, const void* p) noexcept {
   // data + kMediumHeaderSize is 4 KiB aligned, so user pointers sit at whole granules from it.
   std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - (reinterpret_cast<std::uintptr_t>(pool) + kMediumDataOffset +
                                                               kMediumHeaderSize);
