@@ -401,10 +401,10 @@ void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noex
   auto* head = reinterpret_cast<Block*>(bin.head);
   Block* tail = head;
   const Block* forged = nullptr;
-  const std::uintptr_t sec = secret(), key = g_link_key;
+  const std::uintptr_t sec = secret();
   std::uint32_t i = 1;
   for (; i < n; ++i) {
-    std::uintptr_t next = std::rotl(tail->link, kLinkRotate) ^ key;
+    std::uintptr_t next = link_of(tail);
     if (STRATA_UNLIKELY(!link_valid_after(h, c, tail, next, sec))) {
       forged = tail;
       break;
