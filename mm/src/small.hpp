@@ -58,11 +58,10 @@ STRATA_FAST_PATH bool link_plausible(std::uintptr_t a) noexcept { return (a & kL
 // The decoded link of b: not yet checked.
 // (The rotation only where it is on: GCC does not always fold a rotation by
 // 0, which cost the medium pairs 4 instructions.)
-STRATA_FAST_PATH std::uintptr_t link_word(std::uintptr_t stored) noexcept {
-  if constexpr (kLinkRotate != 0) return std::rotl(stored, kLinkRotate) ^ g_link_key;
-  else return stored ^ g_link_key;
+STRATA_FAST_PATH std::uintptr_t link_of(const Block* b) noexcept {
+  if constexpr (kLinkRotate != 0) return std::rotl(b->link, kLinkRotate) ^ g_link_key;
+  else return b->link ^ g_link_key;
 }
-STRATA_FAST_PATH std::uintptr_t link_of(const Block* b) noexcept { return link_word(b->link); }
 STRATA_FAST_PATH Block* next_of(const Block* b) noexcept { return reinterpret_cast<Block*>(link_of(b)); }
 STRATA_FAST_PATH void set_link(Block* b, std::uintptr_t next) noexcept {
   if constexpr (kLinkRotate != 0) b->link = std::rotr(next ^ g_link_key, kLinkRotate);
