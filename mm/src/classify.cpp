@@ -25,30 +25,47 @@ bool large_header_valid(const LargeBlock* lb) noexcept {
          h->magic == kHeapMagic;
 }
 
+namespace {
+// An address between a large block's anchors (chunk_map.hpp): inside a
+// block, though the map does not say which.
+// (Sets in; the caller returns in itself, which keeps classify's one
+// named return value.  Called from the kNone and kFreed cases each, not
+// once before the switch: a test ahead of the switch, or the two cases
+// merged, cost every classify 3 to 8 instructions, a large block's free
+// included.)
+void large_interior(Info& in) noexcept {
+  in.kind = ChunkKind::kInterior;
+  in.err = STRATA_ERROR_INTERIOR_POINTER;
+  in.msg = "the address points inside a large block, not at its start";
+}
+}  // namespace
+
 Info classify(const void* p, bool check_medium) noexcept {
   Info in;
   auto a = reinterpret_cast<std::uintptr_t>(p);
   std::uintptr_t e = chunk_map::lookup(a);
   in.kind = chunk_map::kind_of(e);
-  // A chunk between a large block's anchors holds no entry of its own (or a
-  // tombstone from before the block was mapped there): its interior marks
-  // tell (chunk_map.hpp).
-  if ((in.kind == ChunkKind::kNone || in.kind == ChunkKind::kFreed) && chunk_map::in_interior(a))
-    in.kind = ChunkKind::kInterior;
   switch (in.kind) {
     case ChunkKind::kNone:
+      if (chunk_map::in_interior(a)) {
+        large_interior(in);
+        return in;
+      }
       in.err = STRATA_ERROR_FOREIGN_POINTER;
       in.msg = "the address was not allocated by this strata (a stack or global address, another allocator's "
                "block, or a wild pointer)";
       return in;
-    case ChunkKind::kFreed:
+    case ChunkKind::kFreed:  // (a tombstone a large block mapped there later covers)
+      if (chunk_map::in_interior(a)) {
+        large_interior(in);
+        return in;
+      }
       in.err = STRATA_ERROR_FREED_MEMORY;
       in.msg = "the address is not a live block: strata returned this memory to the OS earlier, so it is a "
                "block freed before (double free), a stale pointer, or memory someone else has mapped there since";
       return in;
-    case ChunkKind::kInterior:  // inside a large block, though the map does not say which
-      in.err = STRATA_ERROR_INTERIOR_POINTER;
-      in.msg = "the address points inside a large block, not at its start";
+    case ChunkKind::kInterior:
+      large_interior(in);
       return in;
     case ChunkKind::kMeta:
       in.err = STRATA_ERROR_INTERIOR_POINTER;
