@@ -14,6 +14,10 @@
 //   strata_pairs strata-aligned <size> <n>    strata_aligned_alloc(64, size) / strata_free
 //   strata_pairs tl-get <size> <n>            n calls of strata_thread_local_get (the hot path
 //                                             of a thread-local block that exists)
+//   strata_pairs strata-batch <size> <rounds>  rounds of 1,000 strata_malloc of <size> bytes, then
+//                                             all 1,000 freed (the blocks go through the thread
+//                                             cache's refills and spills): the script divides by
+//                                             1,000 pairs per round
 //   strata_pairs pool-destroy <blocks> <reps>  times strata_pool_destroy and strata_pool_reset
 //                                             of a pool holding <blocks> live blocks over the
 //                                             three tiers, against freeing them one by one
@@ -64,6 +68,16 @@ __attribute__((noinline, noipa)) void LoopStrataAligned(std::size_t size, long n
     void* p = strata_aligned_alloc(64, size);
     Escape(p);
     strata_free(p);
+  }
+}
+
+constexpr long kBatch = 1000;
+__attribute__((noinline, noipa)) void LoopStrataBatch(std::size_t size, long rounds) {
+  static void* v[kBatch];
+  for (long r = 0; r < rounds; ++r) {
+    for (long i = 0; i < kBatch; ++i) v[i] = strata_malloc(size);
+    Escape(v);
+    for (long i = 0; i < kBatch; ++i) strata_free(v[i]);
   }
 }
 
@@ -183,6 +197,15 @@ int main(int argc, char** argv) {
     LoopThreadLocal(h, 1);
     LoopThreadLocal(h, n);
     std::fprintf(stderr, "strata_pairs: strata_thread_local_get, %ld calls\n", n);
+    return 0;
+  }
+  if (argc == 4 && std::strcmp(argv[1], "strata-batch") == 0) {
+    const std::size_t size = std::strtoull(argv[2], nullptr, 0);
+    const long n = std::strtol(argv[3], nullptr, 0);
+    LoopStrataBatch(size, 1);
+    LoopStrataBatch(size, n);
+    std::fprintf(stderr, "strata_pairs: strata_malloc x %ld then strata_free x %ld (libstrata.a), size %zu, %ld rounds\n",
+                 kBatch, kBatch, size, n);
     return 0;
   }
   if (argc == 4 && std::strcmp(argv[1], "strata-aligned") == 0) {

@@ -21,6 +21,9 @@
 # (about 10 instructions).  Cases:
 #   strata     strata_malloc/strata_free called directly (libstrata.a)
 #   strata.aligned64  strata_aligned_alloc(64, size)/strata_free (no append columns)
+#   strata.batch      rounds of 1,000 strata_malloc(size) then 1,000 strata_free (libstrata.a):
+#                     N/1000 rounds, so the figure is per pair too; the blocks go through
+#                     the thread cache's refills and spills (no append columns)
 #   strata.tl_get     one strata_thread_local_get of an existing block of `size` bytes per
 #                     iteration (its loop: about 5 instructions; no append columns)
 #   strata.so  malloc/free with LD_PRELOAD=<build>/mm/libstrata.so (the override)
@@ -53,6 +56,7 @@ STRATA_SO=$(readlink -f "$BUILD/mm/libstrata.so")
 CASES=(
   "strata strata - -"
   "strata.aligned64 strata-aligned - -"
+  "strata.batch strata-batch - -"
   "strata.tl_get tl-get - -"
   "strata.so malloc $STRATA_SO libstrata.so"
   "glibc malloc - libc.so"
@@ -70,10 +74,11 @@ run_one() {
   local name=$1 mode=$2 preload=$3 expect=$4 col=$5 n=$6
   local base=$TMP/$name-$col-$n size=$col
   if [[ $col == a* ]]; then
-    [ "$mode" = strata-aligned ] || [ "$mode" = tl-get ] && { echo "-" >"$base.ir"; return 0; }
+    [ "$mode" = strata-aligned ] || [ "$mode" = tl-get ] || [ "$mode" = strata-batch ] && { echo "-" >"$base.ir"; return 0; }
     size=${col#a}
     if [ "$mode" = strata ]; then mode=strata-append; else mode=append; fi
   fi
+  [ "$mode" = strata-batch ] && n=$((n / 1000))  # rounds of 1,000 pairs
   local env=()
   [ "$preload" != - ] && env=(LD_PRELOAD="$preload")
   if ! env "${env[@]}" valgrind --tool=callgrind --callgrind-out-file="$base.out" --log-file="$base.vg" \

@@ -16,6 +16,9 @@ namespace {
 
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
+// The bits in which a link into a span's chunk (an address XORed with the
+// span's) that is 16-byte aligned has no 1.
+inline constexpr std::uintptr_t kOffSpanGrid = ~(kChunkSize - 1) | (kMinAlign - 1);
 // A block of a span already proven (so the address may be read): aligned
 // and carrying its free cookie (which no word of the span header or of a
 // live block has, but by a guess of the secret).
@@ -235,16 +238,16 @@ void unclaim_locked(Span* s) noexcept {
   s->owner.store(nullptr, std::memory_order_relaxed);
 }
 
-// Returns one free block to its span (class lock held).
-void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
-  Span* s = span_of(b);
+// Returns a run of k free blocks of span s to it (class lock held): first to
+// last, already linked in that order and carrying their free cookies; last's
+// link is rewritten to the span's list.
+void return_run_locked(Heap* h, SizeClass& sc, Span* s, Block* first, Block* last, std::uint32_t k) noexcept {
   STRATA_ASSERT_INTERNAL(s->assigned && s->heap == h);
-  set_next(b, s->free_list);
-  b->cookie = cookie_of(b);
-  if (!s->free_list) s->free_tail = b;
-  s->free_list = b;
-  STRATA_ASSERT_INTERNAL(s->used.get() > 0);
-  std::uint32_t used = s->used.get() - 1;
+  set_next(last, s->free_list);
+  if (!s->free_list) s->free_tail = last;
+  s->free_list = first;
+  STRATA_ASSERT_INTERNAL(s->used.get() >= k);
+  std::uint32_t used = s->used.get() - k;
   s->used.set(used);
   if (!s->in_partial) partial_push(sc, s);
   // An empty span goes back to the heap unless it is the last on its list
@@ -258,10 +261,16 @@ void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
   }
   maybe_validate_span(h, sc, s);
 }
+// Returns one free block to its span (class lock held).
+void return_block_locked(Heap* h, SizeClass& sc, Block* b) noexcept {
+  b->cookie = cookie_of(b);
+  return_run_locked(h, sc, span_of(b), b, b, 1);
+}
 
 // Returns the blocks of the class's pending list to their spans; the block
-// after which the list was found forged, or null.
-const Block* drain_pending_locked(Heap* h, unsigned c) noexcept {
+// after which the list was found forged, or null.  (The list is most often
+// empty: one load, inline.)
+__attribute__((noinline)) const Block* drain_pending_list_locked(Heap* h, unsigned c) noexcept {
   SizeClass& sc = h->classes[c];
   Block* b = sc.pending.exchange(nullptr, std::memory_order_acquire);
   while (b) {
@@ -273,6 +282,10 @@ const Block* drain_pending_locked(Heap* h, unsigned c) noexcept {
     b = reinterpret_cast<Block*>(next);
   }
   return nullptr;
+}
+inline const Block* drain_pending_locked(Heap* h, unsigned c) noexcept {
+  if (STRATA_LIKELY(h->classes[c].pending.load(std::memory_order_relaxed) == nullptr)) return nullptr;
+  return drain_pending_list_locked(h, c);
 }
 
 // Takes up to `want` free blocks of class c into a chain (class lock held)
@@ -340,27 +353,35 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
       got += n;
       used += n;
     }
-    while (got < want && s->free_list) {
-      Block* b = s->free_list;
-      std::uintptr_t next = link_of(b);
-      // A span's free list holds blocks of the span only: a link is
-      // followed only inside it (so it cannot crash).  The cookie is not
-      // checked here (the whole-list take above does not walk at all); a
-      // bin's spill checks it.
-      if (STRATA_UNLIKELY(next && (((next ^ reinterpret_cast<std::uintptr_t>(s)) >> kChunkShift) != 0 ||
-                                   (next & (kMinAlign - 1)) != 0))) {
+    if (got < want && s->free_list) {
+      // A prefix of the span's free list, taken as it is linked (the first
+      // want - got blocks).  A span's free list holds blocks of the span
+      // only: a link is followed only inside it, 16-byte aligned (so it
+      // cannot crash).  The cookie is not checked here (the whole-list take
+      // above does not walk at all); a bin's spill checks it.
+      Block* first = s->free_list;
+      Block* last = first;
+      std::uint32_t k = 1;
+      std::uintptr_t next = link_of(last);
+      const std::uintptr_t span_bits = reinterpret_cast<std::uintptr_t>(s);
+      for (; next && k < want - got; ++k) {
+        if (STRATA_UNLIKELY(((next ^ span_bits) & kOffSpanGrid) != 0)) break;
+        last = reinterpret_cast<Block*>(next);
+        next = link_of(last);
+      }
+      if (STRATA_UNLIKELY(next && ((next ^ span_bits) & kOffSpanGrid) != 0)) {
         // The rest of the span's free list is dropped: counted as in use.
-        *forged = b;
+        *forged = last;
         next = 0;
-        used = carved - 1;
+        used = carved - k;
       }
       s->free_list = reinterpret_cast<Block*>(next);
       if (!next) s->free_tail = nullptr;
-      set_next(b, head);
-      if (!head) tail = b;
-      head = b;
-      ++got;
-      ++used;
+      set_next(last, head);
+      if (!head) tail = last;
+      head = first;
+      got += k;
+      used += k;
     }
     if (got < want && carved < s->capacity) {
       std::uint32_t n = s->capacity - carved;
@@ -388,9 +409,51 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
   return got;
 }
 
-// Takes a chain of n blocks off the front of a bin and gives it back to the
-// blocks' spans, every link checked before it is followed: at a forged one
-// the bin keeps nothing (the blocks after it are dropped) and it is reported.
+// Returns the first n blocks of a bin to their spans (class c's lock held),
+// every link checked before it is followed, the bin's head already checked:
+// the blocks go back in runs of one span (a run is spliced onto its span's
+// list as it is linked, so a block costs its check and no write); a link out
+// of the run's chunk is checked against the chunk map.  The blocks returned;
+// at a forged link, *forged is the block that holds it and the blocks after
+// it stay out of every list.
+std::uint32_t spill_locked(Heap* h, SizeClass& sc, unsigned c, CacheBin& bin, std::uint32_t n,
+                           const Block** forged) noexcept {
+  auto* b = reinterpret_cast<Block*>(bin.head);
+  const std::uintptr_t sec = secret();
+  std::uint32_t left = n;
+  for (;;) {
+    Block* first = b;
+    std::uint32_t k = 1;
+    std::uintptr_t next = link_of(b);
+    // The run: links into b's chunk, 16-byte aligned, to a block that
+    // carries its free cookie (link_in_chunk, in one test for the first two).
+    while (k < left && ((next ^ reinterpret_cast<std::uintptr_t>(b)) & kOffSpanGrid) == 0 &&
+           reinterpret_cast<const Block*>(next)->cookie == (next ^ sec)) {
+      b = reinterpret_cast<Block*>(next);
+      ++k;
+      next = link_of(b);
+    }
+    left -= k;
+    // next is read: the run's last link may be rewritten, its span released.
+    return_run_locked(h, sc, span_of(first), first, b, k);
+    if (left == 0) {
+      bin.head = next;  // checked when it is taken
+      bin.room += static_cast<std::int32_t>(n);
+      return n;
+    }
+    if (STRATA_UNLIKELY(!link_valid(h, c, next))) {
+      *forged = b;
+      bin_clear(bin);
+      return n - left;
+    }
+    b = reinterpret_cast<Block*>(next);
+  }
+}
+
+// Takes n blocks off the front of a bin and gives them back to their spans,
+// every link checked before it is followed: at a forged one the bin keeps
+// nothing (the blocks after it are dropped) and it is reported.  With the
+// class lock busy, the checked chain goes on the class's pending list.
 void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noexcept {
   Heap* h = tc->heap;
   if (STRATA_UNLIKELY(!link_valid(h, c, bin.head))) {  // a forged link a pop took as the head
@@ -398,9 +461,22 @@ void bin_spill(ThreadCache* tc, CacheBin& bin, unsigned c, std::uint32_t n) noex
     bin_clear(bin);
     return report_forged(at, "free");
   }
+  SizeClass& sc = h->classes[c];
+  const Block* forged = nullptr;
+  if (STRATA_LIKELY(sc.lock.try_lock())) {
+    const Block* forged_pending = drain_pending_locked(h, c);
+    std::uint32_t returned = spill_locked(h, sc, c, bin, n, &forged);
+    sc.lock.unlock();
+    heap_account_central(h, -static_cast<std::ptrdiff_t>(std::size_t{returned} * kClassSize[c]));
+    if (STRATA_UNLIKELY(forged_pending)) report_forged(forged_pending, "free");
+    if (STRATA_UNLIKELY(forged)) report_forged(forged, "free");
+    if (STRATA_UNLIKELY(small_purge_hint(h->spans))) small_purge_due(h);
+    return;
+  }
+  // Never wait in a free: the chain is checked whole, then left for the next
+  // lock holder.
   auto* head = reinterpret_cast<Block*>(bin.head);
   Block* tail = head;
-  const Block* forged = nullptr;
   const std::uintptr_t sec = secret();
   std::uint32_t i = 1;
   for (; i < n; ++i) {

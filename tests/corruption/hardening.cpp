@@ -213,6 +213,27 @@ TEST_CASE("a forged link in a bin is CORRUPTION when the bin is flushed", "[hard
   strata_free(q);
 }
 
+// The same with the first word only (a use after free that wrote zeros over
+// a freed block's cookie): a link to a block without its cookie is not
+// followed when a bin is given back (the spill checks the block every link
+// leads to), so a block that is no longer provably free never goes back to a
+// span's list, whence a refill would hand it out twice.
+TEST_CASE("a block in a bin whose cookie was overwritten is CORRUPTION when the bin is flushed", "[hardening]") {
+  for (std::size_t n : {std::size_t{64}, std::size_t{1000}}) {
+    INFO("size " << n);
+    Handler h;
+    std::thread t([n] {
+      void* p[12];  // fewer than a bin holds of either size
+      for (void*& q : p) q = strata_malloc(n);
+      for (void* q : p) strata_free(q);
+      static_cast<std::uintptr_t*>(p[7])[0] = 0;  // the use after free: the cookie
+    });
+    t.join();
+    CHECK(g_reports.calls == 1);
+    CHECK(g_reports.kind == STRATA_ERROR_CORRUPTION);
+  }
+}
+
 // Issue 23, case 2: a fake size word before a stack buffer, the buffer's
 // address written into a freed medium block's link, then two requests.
 TEST_CASE("a forged link in the medium cache is CORRUPTION, never the forged address", "[hardening]") {

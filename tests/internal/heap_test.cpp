@@ -375,3 +375,49 @@ TEST_CASE("fork's child survives a thread stopped inside a cache push or pop", "
   CHECK(WIFEXITED(st));
   CHECK((WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)) == 0);
 }
+
+// A refill that walks a span's free list (a list longer than it takes at
+// once) follows a link only inside the span and 16-byte aligned: a link
+// forged with the key (as a program that learned it could) to a buffer
+// outside the span is CORRUPTION, never handed out, never followed.
+namespace {
+int g_corruptions = 0;
+void count_corruption(const strata_error_t* e, void*) {
+  if (e->kind == STRATA_ERROR_CORRUPTION) ++g_corruptions;
+}
+}  // namespace
+TEST_CASE("a refill's walk of a span's free list never follows a link out of the span", "[hardening]") {
+  if constexpr (kDebugLevel >= 3) {
+    SUCCEED("debug level 3 validates the span at every change: it stops the process at the forged list itself");
+    return;
+  }
+  strata_pool_t* pool = strata_pool_create();
+  void* kept = nullptr;
+  std::thread([&] {  // fills a span and gives it back (its thread's exit flushes the cache)
+    std::vector<void*> v;
+    for (int i = 0; i < 300; ++i) v.push_back(strata_pool_malloc(pool, 64));
+    kept = v[0];
+    for (int i = 1; i < 300; ++i) strata_pool_free(pool, v[static_cast<std::size_t>(i)]);
+  }).join();
+  Span* s = span_of(kept);
+  REQUIRE(s->owner.load() == nullptr);
+  // The first refills (16 and 32 blocks: slow start) walk the list, which is
+  // longer than twice their bound; a later one takes what is left whole,
+  // unwalked (a link there is checked only for plausibility when popped).
+  REQUIRE(s->carved.load() - s->used.get() >= 299);
+  Block* b = s->free_list;
+  for (int i = 0; i < 30; ++i) b = next_of(b);
+  alignas(64) static unsigned char buf[4096];
+  set_next(b, reinterpret_cast<Block*>(buf));  // the forged link
+  g_corruptions = 0;
+  strata_error_handler_t prev = strata_set_error_handler(count_corruption, nullptr);
+  std::vector<void*> got;
+  for (int i = 0; i < 400; ++i) got.push_back(strata_pool_malloc(pool, 64));
+  strata_set_error_handler(prev, nullptr);
+  CHECK(g_corruptions == 1);
+  for (void* p : got) {
+    CHECK(p != nullptr);
+    CHECK((p < static_cast<void*>(buf) || p >= static_cast<void*>(buf + sizeof buf)));
+  }
+  strata_pool_destroy(pool);
+}
