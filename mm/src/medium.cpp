@@ -166,9 +166,11 @@ bool free_link_valid(MediumTier& m, const MediumFree* x) noexcept {
   if (chunk_map::kind_of(e) != ChunkKind::kMedium) return false;
   auto* pool = chunk_map::owner_of<MediumPool>(e);
   if (pool->magic != kMediumPoolMagic || pool->arena != &m) return false;
-  auto* block = reinterpret_cast<char*>(const_cast<MediumFree*>(x));
-  if (block < data_of(pool) || block >= data_end(pool) || (block - data_of(pool)) % kMediumGranule) return false;
-  return !is_start(pool, block) && !(x->tag.size_flags & kInUse);
+  // The granule index, rotated (as medium_is_live_start): one compare tests
+  // that x lies in the pool's data and starts at a granule.
+  const std::size_t g = std::rotr(a - reinterpret_cast<std::uintptr_t>(data_of(pool)), std::countr_zero(kMediumGranule));
+  if (g >= kMediumPoolGranules) return false;
+  return !((pool->starts[g / 64] >> (g % 64)) & 1) && !(x->tag.size_flags & kInUse);
 }
 
 void bin_drop_locked(MediumTier& m, unsigned i, const void* where) noexcept {
@@ -347,26 +349,34 @@ void pool_destroy_locked(Heap* h, MediumPool* pool) noexcept {
 // says the block before is free, that block's size at both of its ends with
 // no in-use block inside it.  Every tag this reads lies inside the pool.
 bool tags_valid_locked(MediumPool* pool, char* block) noexcept {
-  const MediumTag* t = tag_at(block);
-  if (!(t->size_flags & kInUse) || !medium_size_paired(pool, block, size_of(t)) ||
-      !medium_extent_valid(pool, block, size_of(t)))
+  // The tag is read once.  medium_extent_valid bounds the size as
+  // medium_size_paired does (whole granules, at least one, inside the
+  // pool), so the pair is only its one load here.
+  const std::size_t flags = __atomic_load_n(&tag_at(block)->size_flags, __ATOMIC_RELAXED), size = flags & kSizeMask;
+  if (!(flags & kInUse) || !medium_extent_valid(pool, block, size) ||
+      __atomic_load_n(&tag_at(block + size)->prev_size, __ATOMIC_RELAXED) != size)
     return false;
-  if (!(t->size_flags & kPrevFree)) return true;
-  std::size_t ps = t->prev_size;
+  if (!(flags & kPrevFree)) return true;
+  std::size_t ps = tag_at(block)->prev_size;
   auto before = static_cast<std::size_t>(block - data_of(pool));
   if (ps < kMediumGranule || ps % kMediumGranule || ps > before) return false;
   char* prev = block - ps;
   // Its size at both of its ends, and not an in-use start (no scan of its
   // granules: a free block can be most of the pool, and this is every free).
-  return !(tag_at(prev)->size_flags & kInUse) && size_of(tag_at(prev)) == ps && !is_start(pool, prev);
+  // Its tag is read once: "free" and the size in one compare.
+  return (__atomic_load_n(&tag_at(prev)->size_flags, __ATOMIC_RELAXED) & (kSizeMask | kInUse)) == ps &&
+         !is_start(pool, prev);
 }
 
 strata_error_kind check_locked(MediumPool* pool, const void* p) noexcept {
   if (pool->magic != kMediumPoolMagic) return STRATA_ERROR_CORRUPTION;
   char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
-  if (block < data_of(pool) || block >= data_end(pool)) return STRATA_ERROR_INTERIOR_POINTER;
-  if ((block - data_of(pool)) % kMediumGranule) return STRATA_ERROR_INTERIOR_POINTER;
-  if (is_start(pool, block)) return tags_valid_locked(pool, block) ? STRATA_ERROR_NONE : STRATA_ERROR_CORRUPTION;
+  // The granule index, rotated (as medium_is_live_start): one compare tests
+  // that the block lies in the pool's data and starts at a granule.
+  const std::size_t g = std::rotr(static_cast<std::size_t>(block - data_of(pool)), std::countr_zero(kMediumGranule));
+  if (g >= kMediumPoolGranules) return STRATA_ERROR_INTERIOR_POINTER;
+  if ((pool->starts[g / 64] >> (g % 64)) & 1)
+    return tags_valid_locked(pool, block) ? STRATA_ERROR_NONE : STRATA_ERROR_CORRUPTION;
   // Not a live block start: a freed block's tag still says "free" unless a
   // neighbour's coalescing overwrote it.
   std::size_t sz = size_of(tag_at(block));

@@ -67,6 +67,8 @@ struct MediumPool {
   std::uint64_t starts[(kMediumPoolGranules + 63) / 64];
 };
 static_assert(sizeof(MediumPool) <= kMediumDataOffset);
+// The sentinel's granule has a bit in `starts` (never set): medium_extent_valid reads e's word.
+static_assert(kMediumPoolGranules % 64 != 0);
 // A pool's blocks tile [medium_data_begin, medium_data_end); the sentinel
 // tag sits at medium_data_end.
 inline char* medium_data_begin(MediumPool* pool) noexcept { return reinterpret_cast<char*>(pool) + kMediumDataOffset; }
@@ -182,18 +184,31 @@ inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t
   auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
   if (size < kMediumGranule || (size & (kMediumGranule - 1)) || size > kTotal - off) return false;
-  // No in-use start in granules (g0, e): one bitmap word for most blocks.
-  const std::size_t g0 = off / kMediumGranule, e = g0 + size / kMediumGranule;
-  for (std::size_t g = g0 + 1; g < e;) {
-    std::uint64_t bits = medium_starts_word(pool, g / 64) >> (g % 64);
-    const std::size_t n = 64 - g % 64;
-    if (e - g < n) bits &= (std::uint64_t{1} << (e - g)) - 1;
-    if (bits) return false;
-    g += n;
+  // No in-use start in granules (g0, e), then what starts at e.
+  const std::size_t g0 = off / kMediumGranule, n = size / kMediumGranule, e = g0 + n;
+  bool next_start;
+  if (n < 64) {
+    // A block under 16 KiB: its granules and the one after it lie in one
+    // bitmap word or two, taken as one window; one mask tests the inside,
+    // one bit the end.  (The second word is at most e's: inside `starts`.)
+    const std::size_t s = g0 % 64;
+    std::uint64_t bits = medium_starts_word(pool, g0 / 64) >> s;
+    if (s + n >= 64) bits |= medium_starts_word(pool, g0 / 64 + 1) << (64 - s);
+    if (bits & ((std::uint64_t{1} << n) - 2)) return false;
+    next_start = (bits >> n) & 1;
+  } else {
+    for (std::size_t g = g0 + 1; g < e;) {
+      std::uint64_t bits = medium_starts_word(pool, g / 64) >> (g % 64);
+      const std::size_t k = 64 - g % 64;
+      if (e - g < k) bits &= (std::uint64_t{1} << (e - g)) - 1;
+      if (bits) return false;
+      g += k;
+    }
+    next_start = (medium_starts_word(pool, e / 64) >> (e % 64)) & 1;
   }
   // The pool's sentinel or an in-use start: its tag must say "in use" (an
   // overflow into the sentinel would otherwise make the free merge with it).
-  if (e == kMediumPoolGranules || ((medium_starts_word(pool, e / 64) >> (e % 64)) & 1))
+  if (e == kMediumPoolGranules || next_start)
     return __atomic_load_n(&reinterpret_cast<const MediumTag*>(block + size)->size_flags, __ATOMIC_RELAXED) & kInUse;
   return medium_free_run(pool, off + size) != 0;
 }
