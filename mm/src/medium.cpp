@@ -161,12 +161,18 @@ inline bool is_start(MediumPool* pool, char* block) noexcept;
 // is dropped whole (its blocks are never handed out again: a leak, not an
 // overlap) and the address noted for the caller to report.
 // (Inlined into its callers: a call and its frame were a quarter of its cost.)
-STRATA_FAST_PATH bool free_link_valid(MediumTier& m, const MediumFree* x) noexcept {
+// `home`: the pool the caller knows the linking block lies in (or null): a
+// link into it needs no chunk-map look-up (bins are per arena, and most
+// links of a block lead into its own pool).
+STRATA_FAST_PATH bool free_link_valid(MediumTier& m, MediumPool* home, const MediumFree* x) noexcept {
   auto a = reinterpret_cast<std::uintptr_t>(x);
-  std::uintptr_t e = chunk_map::lookup(a);
-  if (chunk_map::kind_of(e) != ChunkKind::kMedium) return false;
-  auto* pool = chunk_map::owner_of<MediumPool>(e);
-  if (pool->magic != kMediumPoolMagic || pool->arena != &m) return false;
+  MediumPool* pool = home;
+  if (a - reinterpret_cast<std::uintptr_t>(home) >= kMediumPoolSize) {
+    std::uintptr_t e = chunk_map::lookup(a);
+    if (chunk_map::kind_of(e) != ChunkKind::kMedium) return false;
+    pool = chunk_map::owner_of<MediumPool>(e);
+    if (pool->magic != kMediumPoolMagic || pool->arena != &m) return false;
+  }
   // The granule index, rotated (as medium_is_live_start): one compare tests
   // that x lies in the pool's data and starts at a granule.
   const std::size_t g = std::rotr(a - reinterpret_cast<std::uintptr_t>(data_of(pool)), std::countr_zero(kMediumGranule));
@@ -189,7 +195,7 @@ inline MediumFree* link_once(MediumFree* const& link) noexcept { return __atomic
 // when the link is forged.
 MediumFree* next_free(MediumTier& m, unsigned i, MediumFree* f) noexcept {
   MediumFree* n = link_once(f->next);
-  if (n && STRATA_UNLIKELY(!free_link_valid(m, n) || link_once(n->prev) != f)) {
+  if (n && STRATA_UNLIKELY(!free_link_valid(m, nullptr, n) || link_once(n->prev) != f)) {
     bin_drop_locked(m, i, f);
     return nullptr;
   }
@@ -204,13 +210,14 @@ void bin_insert(MediumTier& m, char* block, std::size_t size) noexcept {
   m.group_mask |= 1u << (i / 32);
 }
 
-void bin_remove(MediumTier& m, char* block) noexcept {
+// Unlinks free block `block` of `pool` from its bin, its links checked.
+void bin_remove(MediumTier& m, MediumPool* pool, char* block) noexcept {
   auto* f = reinterpret_cast<MediumFree*>(block);
   unsigned i = bin_index(size_of(&f->tag));
   MediumFree* n = link_once(f->next);
   MediumFree* p = link_once(f->prev);
-  bool linked = p ? free_link_valid(m, p) && link_once(p->next) == f : m.bins[i] == f;
-  if (STRATA_UNLIKELY(!linked || (n && (!free_link_valid(m, n) || link_once(n->prev) != f)))) {
+  bool linked = p ? free_link_valid(m, pool, p) && link_once(p->next) == f : m.bins[i] == f;
+  if (STRATA_UNLIKELY(!linked || (n && (!free_link_valid(m, pool, n) || link_once(n->prev) != f)))) {
     bin_drop_locked(m, i, f);
     return;
   }
@@ -489,7 +496,7 @@ void* medium_alloc(Heap* h, std::size_t size, std::size_t align) noexcept {
       STRATA_CHECK(block, "fresh medium pool has no fitting block");
     }
     auto* pool = pool_of(block);
-    bin_remove(m, block);
+    bin_remove(m, pool, block);
     if (block + fsize == data_end(pool)) pool->trim_since_ms = 0;  // the top is in use again
     std::size_t prev_flag = tag_at(block)->size_flags & kPrevFree;  // always 0: free blocks never touch
     if (aligned) {
@@ -561,12 +568,12 @@ std::size_t free_locked(Heap* h, MediumPool* pool, char* block) noexcept {
     __atomic_store_n(&m.changes, m.changes + 1, __ATOMIC_RELAXED);
     char* next = block + fsize;
     if (!(tag_at(next)->size_flags & kInUse)) {
-      bin_remove(m, next);
+      bin_remove(m, pool, next);
       fsize += size_of(tag_at(next));
     }
     if (tag_at(block)->size_flags & kPrevFree) {
       char* prev = block - tag_at(block)->prev_size;
-      bin_remove(m, prev);
+      bin_remove(m, pool, prev);
       fsize += size_of(tag_at(prev));
       tag_at(block)->size_flags &= ~kInUse;  // leave a "free" tag behind for double-free diagnosis
       block = prev;
@@ -615,7 +622,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       std::size_t tsize = fsize - need;
       char* next = block + fsize;
       if (!(tag_at(next)->size_flags & kInUse)) {
-        bin_remove(m, next);
+        bin_remove(m, pool, next);
         tsize += size_of(tag_at(next));
       }
       tag_at(tail)->size_flags = tsize;
@@ -638,7 +645,7 @@ bool medium_resize_in_place(Heap* h, MediumPool* pool, void* p, std::size_t new_
       // then takes the lock once per quarter of its size.
       if (std::size_t pref = (want + kMediumHeaderSize) & ~(kMediumGranule - 1); pref > need)
         need = pref < fsize + nsize ? pref : fsize + nsize;
-      bin_remove(m, next);
+      bin_remove(m, pool, next);
       std::size_t total = fsize + nsize;
       if (total - need >= kMediumGranule) {
         char* rem = block + need;
@@ -709,7 +716,7 @@ std::size_t trim_arena_locked(Heap* h, MediumTier& m) noexcept {
   while (pool) {
     MediumPool* next = pool->next;
     if (pool->used_blocks == 0) {
-      bin_remove(m, data_of(pool));  // its one free block
+      bin_remove(m, pool, data_of(pool));  // its one free block
       m.empty_pools--;
       pool_destroy_locked(h, pool);
       released += kMediumPoolSize;

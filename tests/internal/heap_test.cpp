@@ -387,7 +387,7 @@ void count_corruption(const strata_error_t* e, void*) {
 }
 }  // namespace
 TEST_CASE("a refill's walk of a span's free list never follows a link out of the span", "[hardening]") {
-  if constexpr (kDebugLevel >= 3) {
+  if constexpr (STRATA_TEST_DEBUG_LEVEL >= 3) {
     SUCCEED("debug level 3 validates the span at every change: it stops the process at the forged list itself");
     return;
   }
