@@ -853,8 +853,8 @@ void medium_validate(Heap* h) noexcept {
 }
 
 // The free block at data offset `off`: its size at both of its ends, then
-// the sentinel or an in-use start (medium.hpp).  Read without the lock by
-// the unlocked callers of medium_extent_valid (relaxed loads; see there).
+// the sentinel or an in-use start (medium.hpp), under the arena lock (its
+// tags read once each: a use after free may write them at any moment).
 std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept {
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
   char* data = data_of(pool);

@@ -144,17 +144,6 @@ STRATA_RACY_FAST_PATH bool medium_is_live_start(MediumPool* pool, const void* p)
   const volatile std::uint64_t* w = &pool->starts[g / 64];
   return (*w >> (g % 64)) & 1;
 }
-// Whether the tag of the live block starting at `block` tells its true size
-// (`size`, read by the caller) — checked against the pool's start bitmap,
-// which lives in the pool header away from every block a program can write:
-// whole granules inside the pool, no other in-use block starting inside it,
-// and at its end the sentinel, the start of an in-use block, or a free block
-// whose size its own tag and the tag after it agree on, followed by the
-// sentinel or an in-use start.  A size made larger (over a live neighbour or
-// into a free one), or garbage, fails.  Reads the bitmap words of the
-// block's own extent (one for most blocks) and one or two tags.  Without the
-// lock (`racy` readers) a true size can fail while a neighbour changes: such
-// a caller takes the locked path, which decides; under the lock it is exact.
 // The pair check ([M5]): the tag's size `size` of the live block at `block`
 // lies inside the pool and is repeated at the block's end.  Two loads and a
 // few compares: what the unlocked paths (the thread cache, realloc in place)
@@ -169,17 +158,27 @@ STRATA_FAST_PATH bool medium_size_paired(MediumPool* pool, const char* block, st
   return __atomic_load_n(&end->prev_size, __ATOMIC_RELAXED) == size;
 }
 
-inline std::uint64_t medium_starts_word(const MediumPool* pool, std::size_t w) noexcept {
-  return __atomic_load_n(&pool->starts[w], __ATOMIC_RELAXED);
-}
+// A word of the start bitmap, read under the arena lock (which every writer
+// of the bitmap holds): a plain load, so that the checks of one locked
+// operation that read the same word share the load.
+inline std::uint64_t medium_starts_word(const MediumPool* pool, std::size_t w) noexcept { return pool->starts[w]; }
 // The size of the free block at data offset `off` if its tags can be
 // believed (its size ends at a tag that repeats it and says "in use, the
 // block before is free": an in-use start or the pool's sentinel), else 0;
-// its tag is
-// read once.  The free-neighbour case of medium_extent_valid (out of line:
-// the common case of an in-use neighbour stays small enough to inline), and
-// the check of a free block before a request is carved from it.
+// its tag is read once.  The free-neighbour case of medium_extent_valid (out
+// of line: the common case of an in-use neighbour stays small enough to
+// inline).
 std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept;
+// Whether the tag of the live block starting at `block` tells its true size
+// (`size`, read by the caller) — checked against the pool's start bitmap,
+// which lives in the pool header away from every block a program can write:
+// whole granules inside the pool, no other in-use block starting inside it,
+// and at its end the sentinel, the start of an in-use block, or a free block
+// whose size its own tag and the tag after it agree on, followed by the
+// sentinel or an in-use start.  A size made larger (over a live neighbour or
+// into a free one), or garbage, fails.  Reads the bitmap words of the
+// block's own extent (one for most blocks) and one or two tags.  Called
+// under the arena lock only (tags_valid_locked), where it is exact.
 inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t size) noexcept {
   auto off = static_cast<std::size_t>(block - medium_data_begin(pool));
   constexpr std::size_t kTotal = kMediumPoolGranules * kMediumGranule;
