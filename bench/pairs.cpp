@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc != 4 || (std::strcmp(argv[1], "strata") != 0 && std::strcmp(argv[1], "malloc") != 0)) {
-    std::fprintf(stderr, "usage: %s strata|malloc|append|strata-append|strata-aligned <size|step> <iterations>\n",
+    std::fprintf(stderr, "usage: %s strata|malloc|append|strata-append|strata-aligned|strata-batch|tl-get <size|step> <iterations>, or pool-destroy <blocks> <reps>\n",
                  argv[0]);
     return 2;
   }
