@@ -173,11 +173,10 @@ STRATA_FAST_PATH bool free_link_valid(MediumTier& m, MediumPool* home, const Med
     pool = chunk_map::owner_of<MediumPool>(e);
     if (pool->magic != kMediumPoolMagic || pool->arena != &m) return false;
   }
-  // The granule index, rotated (as medium_is_live_start): one compare tests
-  // that x lies in the pool's data and starts at a granule.
-  const std::size_t g = std::rotr(a - reinterpret_cast<std::uintptr_t>(data_of(pool)), std::countr_zero(kMediumGranule));
+  // One compare: x lies in the pool's data and starts at a granule.
+  const std::size_t g = medium_granule_index(a - reinterpret_cast<std::uintptr_t>(data_of(pool)));
   if (g >= kMediumPoolGranules) return false;
-  return !((pool->starts[g / 64] >> (g % 64)) & 1) && !(x->tag.size_flags & kInUse);
+  return !medium_start_bit(pool, g) && !(x->tag.size_flags & kInUse);
 }
 
 void bin_drop_locked(MediumTier& m, unsigned i, const void* where) noexcept {
@@ -307,10 +306,7 @@ inline void clear_start(MediumPool* pool, char* block) noexcept {
   std::size_t g = granule_of(pool, block);
   pool->starts[g / 64] &= ~(std::uint64_t{1} << (g % 64));
 }
-inline bool is_start(MediumPool* pool, char* block) noexcept {
-  std::size_t g = granule_of(pool, block);
-  return (pool->starts[g / 64] >> (g % 64)) & 1;
-}
+inline bool is_start(MediumPool* pool, char* block) noexcept { return medium_start_bit(pool, granule_of(pool, block)); }
 
 // The pool's data as one free run ending at the sentinel, in its bin (lock
 // held; no block of the pool is in use or in a bin).
@@ -379,11 +375,10 @@ bool tags_valid_locked(MediumPool* pool, char* block) noexcept {
 strata_error_kind check_locked(MediumPool* pool, const void* p) noexcept {
   if (pool->magic != kMediumPoolMagic) return STRATA_ERROR_CORRUPTION;
   char* block = static_cast<char*>(const_cast<void*>(p)) - kMediumHeaderSize;
-  // The granule index, rotated (as medium_is_live_start): one compare tests
-  // that the block lies in the pool's data and starts at a granule.
-  const std::size_t g = std::rotr(static_cast<std::size_t>(block - data_of(pool)), std::countr_zero(kMediumGranule));
+  // One compare: the block lies in the pool's data and starts at a granule.
+  const std::size_t g = medium_granule_index(static_cast<std::size_t>(block - data_of(pool)));
   if (g >= kMediumPoolGranules) return STRATA_ERROR_INTERIOR_POINTER;
-  if ((pool->starts[g / 64] >> (g % 64)) & 1)
+  if (medium_start_bit(pool, g))
     return tags_valid_locked(pool, block) ? STRATA_ERROR_NONE : STRATA_ERROR_CORRUPTION;
   // Not a live block start: a freed block's tag still says "free" unless a
   // neighbour's coalescing overwrote it.
@@ -866,7 +861,7 @@ std::size_t medium_free_run(MediumPool* pool, std::size_t off) noexcept {
   const std::size_t after_flags = __atomic_load_n(&after->size_flags, __ATOMIC_RELAXED);
   bool valid = (after_flags & kPrevFree) && (after_flags & kInUse) &&
                __atomic_load_n(&after->prev_size, __ATOMIC_RELAXED) == fs &&
-               (f_end == kMediumPoolGranules || ((medium_starts_word(pool, f_end / 64) >> (f_end % 64)) & 1));
+               (f_end == kMediumPoolGranules || medium_start_bit(pool, f_end));
   return valid ? fs : 0;
 }
 

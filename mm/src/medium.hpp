@@ -129,6 +129,14 @@ std::size_t medium_usable(MediumPool* pool, const void* p) noexcept;
 // under one lock; returns those whose tags are not to be believed
 // (check_locked), not freed, for the caller to report.
 Block* medium_free_chain(Heap* h, Block* head) noexcept;
+// The granule index of a byte offset into a pool's data, rotated rather
+// than shifted: an offset that is not a whole number of granules carries its
+// low bits into the top ones (as does a negative one), so one compare,
+// `< kMediumPoolGranules`, tests both that the offset is at a granule and
+// that it lies inside the data.
+STRATA_FAST_PATH std::size_t medium_granule_index(std::uintptr_t off) noexcept {
+  return std::rotr(off, std::countr_zero(kMediumGranule));
+}
 // Unlocked check that p is the start of a block the medium tier considers in
 // use (a racy read of the start bitmap: only for fast decisions; anything
 // doubtful goes to the locked path).
@@ -136,10 +144,7 @@ STRATA_RACY_FAST_PATH bool medium_is_live_start(MediumPool* pool, const void* p)
   // data + kMediumHeaderSize is 4 KiB aligned, so user pointers sit at whole granules from it.
   std::uintptr_t off = reinterpret_cast<std::uintptr_t>(p) - (reinterpret_cast<std::uintptr_t>(pool) + kMediumDataOffset +
                                                               kMediumHeaderSize);
-  // The granule index, rotated rather than shifted: an offset that is not a
-  // whole number of granules carries its low bits into the top ones, so one
-  // compare tests both that p is at a granule and that it lies inside.
-  std::size_t g = std::rotr(off, std::countr_zero(kMediumGranule));
+  std::size_t g = medium_granule_index(off);
   if (g >= kMediumPoolGranules) return false;
   const volatile std::uint64_t* w = &pool->starts[g / 64];
   return (*w >> (g % 64)) & 1;
@@ -162,6 +167,10 @@ STRATA_FAST_PATH bool medium_size_paired(MediumPool* pool, const char* block, st
 // of the bitmap holds): a plain load, so that the checks of one locked
 // operation that read the same word share the load.
 inline std::uint64_t medium_starts_word(const MediumPool* pool, std::size_t w) noexcept { return pool->starts[w]; }
+// Whether an in-use block starts at granule g (the same plain load).
+inline bool medium_start_bit(const MediumPool* pool, std::size_t g) noexcept {
+  return (medium_starts_word(pool, g / 64) >> (g % 64)) & 1;
+}
 // The size of the free block at data offset `off` if its tags can be
 // believed (its size ends at a tag that repeats it and says "in use, the
 // block before is free": an in-use start or the pool's sentinel), else 0;
@@ -203,7 +212,7 @@ inline bool medium_extent_valid(MediumPool* pool, const char* block, std::size_t
       if (bits) return false;
       g += k;
     }
-    next_start = (medium_starts_word(pool, e / 64) >> (e % 64)) & 1;
+    next_start = medium_start_bit(pool, e);
   }
   // The pool's sentinel or an in-use start: its tag must say "in use" (an
   // overflow into the sentinel would otherwise make the free merge with it).

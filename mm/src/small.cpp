@@ -16,9 +16,13 @@ namespace {
 
 inline std::uintptr_t cookie_of(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p) ^ secret(); }
 
-// The bits in which a link into a span's chunk (an address XORed with the
-// span's) that is 16-byte aligned has no 1.
-inline constexpr std::uintptr_t kOffSpanGrid = ~(kChunkSize - 1) | (kMinAlign - 1);
+// Whether a lies in the 64 KiB chunk of `near` (a span, or a block of it)
+// and is 16-byte aligned: one masked compare (a ^ near has no bit above the
+// chunk and none below the alignment).
+inline bool on_span_grid(std::uintptr_t a, std::uintptr_t near) noexcept {
+  constexpr std::uintptr_t kOffGrid = ~(kChunkSize - 1) | (kMinAlign - 1);
+  return ((a ^ near) & kOffGrid) == 0;
+}
 // A block of a span already proven (so the address may be read): aligned
 // and carrying its free cookie (which no word of the span header or of a
 // live block has, but by a guess of the secret).
@@ -38,13 +42,17 @@ inline bool link_valid(const Heap* h, unsigned c, std::uintptr_t a) noexcept {
   auto* s = reinterpret_cast<const Span*>(chunk);
   return s->heap == h && s->size_class == c && link_in_chunk(a, s->secret);
 }
-// The same for the link of `prev`, a block of the list already proven: a
-// link into prev's own span (the common case: lists are freed and refilled
-// span by span) needs no chunk-map look-up.
+// A link of `prev`, a block of the list already proven, to a free block of
+// prev's own span: on its grid and carrying its free cookie, no chunk-map
+// look-up (the common case: lists are freed and refilled span by span).
+inline bool link_in_run(const Block* prev, std::uintptr_t a, std::uintptr_t secret) noexcept {
+  return on_span_grid(a, reinterpret_cast<std::uintptr_t>(prev)) && reinterpret_cast<const Block*>(a)->cookie == (a ^ secret);
+}
+// link_valid for the link of `prev`: a link into prev's own span needs no
+// chunk-map look-up (anything else that fails link_in_run is decided by it).
 inline bool link_valid_after(const Heap* h, unsigned c, const Block* prev, std::uintptr_t a,
                              std::uintptr_t secret) noexcept {
-  if (((a ^ reinterpret_cast<std::uintptr_t>(prev)) >> kChunkShift) == 0) return link_in_chunk(a, secret);
-  return link_valid(h, c, a);
+  return link_in_run(prev, a, secret) || link_valid(h, c, a);
 }
 }  // namespace
 
@@ -365,11 +373,11 @@ std::uint32_t take_locked(Heap* h, ThreadCache* tc, unsigned c, std::uint32_t wa
       std::uintptr_t next = link_of(last);
       const std::uintptr_t span_bits = reinterpret_cast<std::uintptr_t>(s);
       for (; next && k < want - got; ++k) {
-        if (STRATA_UNLIKELY(((next ^ span_bits) & kOffSpanGrid) != 0)) break;
+        if (STRATA_UNLIKELY(!on_span_grid(next, span_bits))) break;
         last = reinterpret_cast<Block*>(next);
         next = link_of(last);
       }
-      if (STRATA_UNLIKELY(next && ((next ^ span_bits) & kOffSpanGrid) != 0)) {
+      if (STRATA_UNLIKELY(next && !on_span_grid(next, span_bits))) {  // the last link taken, too
         // The rest of the span's free list is dropped: counted as in use.
         *forged = last;
         next = 0;
@@ -425,10 +433,8 @@ std::uint32_t spill_locked(Heap* h, SizeClass& sc, unsigned c, CacheBin& bin, st
     Block* first = b;
     std::uint32_t k = 1;
     std::uintptr_t next = link_of(b);
-    // The run: links into b's chunk, 16-byte aligned, to a block that
-    // carries its free cookie (link_in_chunk, in one test for the first two).
-    while (k < left && ((next ^ reinterpret_cast<std::uintptr_t>(b)) & kOffSpanGrid) == 0 &&
-           reinterpret_cast<const Block*>(next)->cookie == (next ^ sec)) {
+    // The run: links to free blocks of b's span.
+    while (k < left && link_in_run(b, next, sec)) {
       b = reinterpret_cast<Block*>(next);
       ++k;
       next = link_of(b);
